@@ -1,0 +1,3 @@
+"""Trilingual weekly digest: subscriptions, editions and dispatch."""
+
+__version__ = "0.1.0"

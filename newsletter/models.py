@@ -1,0 +1,302 @@
+"""The store: SQLAlchemy 2.0 typed models for subscribers, editions and deliveries."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from newsletter.languages import LANGUAGE_SETS, format_languages
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a bigint.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+LANGUAGE_SET_SQL = ", ".join(f"'{format_languages(s)}'" for s in LANGUAGE_SETS)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # VARCHAR + CHECK on both databases: adding a state later is a plain migration.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class SubscriberStatus(enum.StrEnum):
+    pending = "pending"
+    active = "active"
+    unsubscribed = "unsubscribed"
+    bounced = "bounced"
+    complained = "complained"
+
+
+class EventSource(enum.StrEnum):
+    form = "form"
+    link = "link"
+    one_click = "one-click"
+    mailto = "mailto"
+    bounce = "bounce"
+    staff = "staff"
+    import_ = "import"
+    system = "system"
+
+
+class StaffRole(enum.StrEnum):
+    editor = "editor"
+    admin = "admin"
+
+
+class Trend(enum.StrEnum):
+    improved = "improved"
+    worsened = "worsened"
+    unchanged = "unchanged"
+
+
+class EditionStatus(enum.StrEnum):
+    draft = "draft"
+    scheduled = "scheduled"
+    sending = "sending"
+    paused = "paused"
+    sent = "sent"
+    cancelled = "cancelled"
+
+
+class DeliveryStatus(enum.StrEnum):
+    queued = "queued"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+    skipped = "skipped"
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+    __table_args__ = (
+        CheckConstraint(f"languages IN ({LANGUAGE_SET_SQL})", name="languages_set"),
+        CheckConstraint("email = lower(email)", name="email_normalised"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    # Ordered, comma-joined language codes; the first is the primary language.
+    languages: Mapped[str] = mapped_column(String(8))
+    status: Mapped[SubscriberStatus] = mapped_column(
+        _enum(SubscriberStatus, "subscriber_status"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    confirmed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+    # Consent proof: when, from which form and page language, which client, keyed IP hash.
+    consent_at: Mapped[datetime | None]
+    consent_form: Mapped[str | None] = mapped_column(String(64))
+    consent_lang: Mapped[str | None] = mapped_column(String(2))
+    consent_user_agent: Mapped[str | None] = mapped_column(String(400))
+    consent_ip_hash: Mapped[str | None] = mapped_column(String(64))
+
+    events: Mapped[list[Event]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def language_list(self) -> tuple[str, ...]:
+        return tuple(self.languages.split(","))
+
+    @property
+    def primary_language(self) -> str:
+        return self.language_list[0]
+
+
+class Event(Base):
+    """Append-only audit trail of every subscriber state change and why."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    # No foreign key: the audit trail outlives an edition that is deleted.
+    edition_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    source: Mapped[EventSource] = mapped_column(_enum(EventSource, "event_source"))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+    subscriber: Mapped[Subscriber | None] = relationship(back_populates="events")
+
+
+class Suppression(Base):
+    """Addresses that must never be added again, kept only as a keyed hash."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[StaffRole] = mapped_column(_enum(StaffRole, "staff_role"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API; only its hash is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    label: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+
+    staff_user: Mapped[StaffUser] = relationship()
+
+
+class Topic(Base):
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    # {"be": "...", "ru": "...", "en": "..."}
+    names: Mapped[dict[str, str]] = mapped_column(JSON)
+
+
+class Edition(Base):
+    """One per ISO week."""
+
+    __tablename__ = "editions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    week: Mapped[str] = mapped_column(String(8), unique=True)  # "2020-W05"
+    status: Mapped[EditionStatus] = mapped_column(
+        _enum(EditionStatus, "edition_status"), default=EditionStatus.draft, index=True
+    )
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Staff overrides of the generated subject, per language.
+    subjects: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    fallback_language: Mapped[str | None] = mapped_column(String(2))
+    scheduled_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    waiting_reason: Mapped[str | None] = mapped_column(Text)
+    planned_count: Mapped[int] = mapped_column(Integer, default=0)
+    sent_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    skipped_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    articles: Mapped[list[Article]] = relationship(
+        back_populates="edition",
+        order_by="Article.position",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class Article(Base):
+    __tablename__ = "articles"
+    __table_args__ = (UniqueConstraint("edition_id", "slug"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(100))
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id"))
+    trend: Mapped[Trend] = mapped_column(_enum(Trend, "trend"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    edition: Mapped[Edition] = relationship(back_populates="articles")
+    topic: Mapped[Topic] = relationship(lazy="joined")
+    translations: Mapped[list[ArticleTranslation]] = relationship(
+        back_populates="article", cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
+    )
+
+    def translation(self, lang: str) -> ArticleTranslation | None:
+        return next((t for t in self.translations if t.lang == lang), None)
+
+
+class ArticleTranslation(Base):
+    __tablename__ = "article_translations"
+    __table_args__ = (
+        UniqueConstraint("article_id", "lang"),
+        CheckConstraint("lang IN ('be', 'ru', 'en')", name="lang"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    lang: Mapped[str] = mapped_column(String(2))
+    title: Mapped[str] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text)  # Markdown
+
+    article: Mapped[Article] = relationship(back_populates="translations")
+
+
+class Delivery(Base):
+    """One row per (edition, subscriber): the unit of sending and of idempotence."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("edition_id", "subscriber_id"),
+        Index("ix_deliveries_edition_status_id", "edition_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus, "delivery_status"), default=DeliveryStatus.queued
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    message_id: Mapped[str | None] = mapped_column(String(200))
+    claimed_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
