@@ -92,7 +92,9 @@ class Settings:
         try:
             make_url(database_url)
         except Exception as exc:  # SQLAlchemy raises ArgumentError with an unhelpful text
-            raise ConfigError(f"NEWSLETTER_DATABASE_URL is not a database URL: {database_url!r}") from exc
+            raise ConfigError(
+                f"NEWSLETTER_DATABASE_URL is not a database URL: {database_url!r}"
+            ) from exc
         smtp_url = get("SMTP_URL")
         if smtp_url and urlsplit(smtp_url).scheme not in ("smtp", "smtps"):
             raise ConfigError("NEWSLETTER_SMTP_URL must start with smtp:// or smtps://")
@@ -103,7 +105,9 @@ class Settings:
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ConfigError(f"NEWSLETTER_TIMEZONE is not a known time zone: {timezone!r}") from exc
+            raise ConfigError(
+                f"NEWSLETTER_TIMEZONE is not a known time zone: {timezone!r}"
+            ) from exc
         rate = get("RATE_LIMIT")
         try:
             rate_limit = float(rate) if rate else None
@@ -121,7 +125,8 @@ class Settings:
             outbox=Path(get("OUTBOX") or "outbox"),
             base_url=base_url,
             secret_key=get("SECRET_KEY") or "",
-            from_address=get("FROM") or f"Situation in Belarus <digest@{urlsplit(base_url).hostname}>",
+            from_address=get("FROM")
+            or f"Situation in Belarus <digest@{urlsplit(base_url).hostname}>",
             timezone=timezone,
             weekly_send=WeeklySend.parse(weekly) if weekly else None,
             rate_limit=rate_limit,

@@ -44,7 +44,7 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
-    type_annotation_map = {datetime: DateTime(timezone=True)}
+    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -256,7 +256,10 @@ class Article(Base):
     edition: Mapped[Edition] = relationship(back_populates="articles")
     topic: Mapped[Topic] = relationship(lazy="joined")
     translations: Mapped[list[ArticleTranslation]] = relationship(
-        back_populates="article", cascade="all, delete-orphan", passive_deletes=True, lazy="selectin"
+        back_populates="article",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="selectin",
     )
 
     def translation(self, lang: str) -> ArticleTranslation | None:

@@ -129,7 +129,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def cli(settings: Settings, engine: Engine, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Run the real `newsletter` entry point in a subprocess with the test's settings."""
 
-    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None):  # noqa: A002
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None):
         full_env = settings_env(settings)
         full_env.update(env or {})
         return subprocess.run(
@@ -143,3 +143,54 @@ def cli(settings: Settings, engine: Engine, tmp_path: Path):  # type: ignore[no-
         )
 
     return run
+
+
+class RecordingSMTPHandler:
+    """An aiosmtpd handler that keeps what it receives and can be told to refuse.
+
+    `fail_with` maps a recipient address to an SMTP reply (e.g. "550 5.1.1 no such user");
+    `fail_all_with` answers every RCPT with one reply (e.g. "421 4.3.0 try later") while set.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.fail_with: dict[str, str] = {}
+        self.fail_all_with: str | None = None
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        if self.fail_all_with:
+            return self.fail_all_with
+        if address.lower() in self.fail_with:
+            return self.fail_with[address.lower()]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        with self.lock:
+            self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+    def by_recipient(self) -> dict[str, list[bytes]]:
+        out: dict[str, list[bytes]] = {}
+        with self.lock:
+            for _sender, rcpts, content in self.messages:
+                for rcpt in rcpts:
+                    out.setdefault(rcpt.lower(), []).append(content)
+        return out
+
+
+@pytest.fixture
+def smtp_server(free_tcp_port: int) -> Iterator[tuple[str, RecordingSMTPHandler]]:
+    """An in-process aiosmtpd server on a free port: yields (smtp URL, handler)."""
+    from aiosmtpd.controller import Controller
+
+    handler = RecordingSMTPHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_tcp_port)
+    controller.start()
+    try:
+        yield f"smtp://127.0.0.1:{free_tcp_port}", handler
+    finally:
+        controller.stop()
