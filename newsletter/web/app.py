@@ -1,0 +1,114 @@
+"""The FastAPI app factory: public pages, the staff area and the API in one ASGI app."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import ModuleType
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+
+from newsletter.config import Settings
+from newsletter.paths import templates_dir
+from newsletter.runtime import Runtime
+from newsletter.web import errors
+from newsletter.web.pages import make_environment
+from newsletter.web.security import SecurityHeadersMiddleware
+
+log = logging.getLogger(__name__)
+
+# Routers other modules contribute. Each module exposes `router` (an APIRouter carrying its
+# own prefix) and may expose `setup(app)` for anything else it needs at build time.
+OPTIONAL_ROUTERS = ("newsletter.web.admin", "newsletter.web.api")
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app for these settings; a given runtime (tests) is used and not disposed."""
+    owned = runtime is None
+    rt = runtime if runtime is not None else Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            rt.dispose()
+
+    app = FastAPI(
+        title="Situation in Belarus",
+        summary="JSON API of the newsletter",
+        version="1",
+        lifespan=lifespan,
+        # The interactive docs load scripts from a CDN: refused by our CSP and our privacy rule.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.runtime = rt
+    app.state.settings = settings
+    app.state.pages = make_environment()
+
+    errors.install(app)
+    app.add_middleware(
+        SecurityHeadersMiddleware, https=urlsplit(settings.base_url).scheme == "https"
+    )
+    _add_basic_routes(app)
+    include_optional_routers(app)
+    _include_public(app)
+    return app
+
+
+def include_optional_routers(app: FastAPI, modules: tuple[str, ...] = OPTIONAL_ROUTERS) -> None:
+    """Plug in the staff area and the API when their modules exist (before the public pages,
+    whose /{lang}/ routes would otherwise shadow /admin/ and /api/)."""
+    for name in modules:
+        module = _import_optional(name)
+        if module is None:
+            continue
+        setup = getattr(module, "setup", None)
+        if callable(setup):
+            setup(app)
+        router = getattr(module, "router", None)
+        if router is not None:
+            app.include_router(router)
+
+
+def _import_optional(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:  # the module exists but something it imports is missing
+            raise
+        return None
+
+
+def _include_public(app: FastAPI) -> None:
+    module = _import_optional("newsletter.web.public")
+    if module is not None:
+        app.include_router(module.router)
+
+
+def _add_basic_routes(app: FastAPI) -> None:
+    css = (templates_dir() / "web" / "site.css").read_bytes()
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz(request: Request) -> Response:
+        """Liveness for a load balancer: the process answers and the database is reachable."""
+        try:
+            with request.app.state.runtime.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any driver error means "not ready"
+            log.warning("healthz: database unreachable: %s", exc)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+    @app.get("/static/site.css", include_in_schema=False)
+    def site_css() -> Response:
+        return Response(
+            css,
+            media_type="text/css; charset=utf-8",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
