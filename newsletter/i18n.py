@@ -1,0 +1,96 @@
+"""Languages: gettext catalogs for be/ru/en (Babel), localised dates and week ranges.
+
+The catalogs are newsletter/locale/<lang>/LC_MESSAGES/messages.po; msgids are the English
+wording. They are compiled in memory on first use (babel.messages), so a fresh checkout, an
+editable install and a wheel behave the same and a stale .mo can never shadow an edited .po.
+The workflow (extract, update, check) is in the README's "Editions" section.
+"""
+
+from __future__ import annotations
+
+import gettext
+from datetime import date, datetime
+from functools import cache
+from io import BytesIO
+
+from babel import Locale
+from babel.dates import format_date as babel_format_date
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+from newsletter.editions import IsoWeek, parse_week
+from newsletter.errors import ValidationError
+from newsletter.languages import LANGUAGES
+from newsletter.models import Trend
+from newsletter.paths import locale_dir
+
+DOMAIN = "messages"
+
+# Each language's own name (endonym): a reader looks for their language written in it.
+LANGUAGE_NAMES: dict[str, str] = {"be": "Беларуская", "ru": "Русский", "en": "English"}
+
+
+def N_(message: str) -> str:
+    """Mark a string for extraction without translating it here."""
+    return message
+
+
+DIGEST_TITLE = N_("Situation in Belarus")
+TREND_LABELS: dict[Trend, str] = {
+    Trend.improved: N_("The situation has gotten better"),
+    Trend.worsened: N_("The situation has gotten worse"),
+    Trend.unchanged: N_("The situation has not changed"),
+}
+
+
+def _check(lang: str) -> str:
+    if lang not in LANGUAGES:
+        raise ValidationError(f"unknown language {lang!r}: choose from be, ru, en")
+    return lang
+
+
+@cache
+def translations(lang: str) -> gettext.GNUTranslations:
+    """The compiled catalog of one language (gettext, ngettext, pgettext...)."""
+    path = locale_dir() / _check(lang) / "LC_MESSAGES" / f"{DOMAIN}.po"
+    with open(path, "rb") as handle:
+        catalog = read_po(handle, locale=lang, domain=DOMAIN)
+    buffer = BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
+
+
+def gettext_for(lang: str, message: str) -> str:
+    return translations(lang).gettext(message)
+
+
+def digest_title(lang: str) -> str:
+    return gettext_for(lang, DIGEST_TITLE)
+
+
+def trend_label(trend: Trend | str, lang: str) -> str:
+    """'The situation has gotten better' in the reader's language."""
+    return gettext_for(lang, TREND_LABELS[Trend(trend)])
+
+
+@cache
+def _locale(lang: str) -> Locale:
+    return Locale.parse(_check(lang))
+
+
+def format_date(day: date | datetime, lang: str) -> str:
+    """'27 студзеня 2020', '27 января 2020', '27 January 2020'."""
+    return babel_format_date(day, "d MMMM y", locale=_locale(lang))
+
+
+def format_week_range(week: IsoWeek | str, lang: str) -> str:
+    """'27 студзеня – 2 лютага 2020'; the year once when both ends share it."""
+    iso = week if isinstance(week, IsoWeek) else parse_week(str(week))
+    start, end = iso.monday, iso.sunday
+    loc = _locale(lang)
+    if start.year == end.year:
+        first = babel_format_date(start, "d MMMM", locale=loc)
+    else:
+        first = babel_format_date(start, "d MMMM y", locale=loc)
+    return f"{first} – {babel_format_date(end, 'd MMMM y', locale=loc)}"

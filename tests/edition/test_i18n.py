@@ -1,0 +1,68 @@
+"""Catalogs and localised dates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+
+from newsletter import i18n
+from newsletter.languages import LANGUAGES
+from newsletter.models import Trend
+from newsletter.paths import PACKAGE_DIR, locale_dir, templates_dir
+
+METHOD_MAP = [
+    ("**.py", "python"),
+    ("**.html", "jinja2"),
+    ("**.txt", "jinja2"),
+]
+
+
+def _catalog(lang: str):  # type: ignore[no-untyped-def]
+    with open(locale_dir() / lang / "LC_MESSAGES" / "messages.po", "rb") as handle:
+        return read_po(handle, locale=lang)
+
+
+def _extracted(folder: Path) -> set[str]:
+    found: set[str] = set()
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        str(folder), METHOD_MAP, options_map={"**.html": {"extensions": "jinja2.ext.i18n"}}
+    ):
+        found.add(message if isinstance(message, str) else message[0])
+    return found
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_catalog_translates_every_msgid(lang: str) -> None:
+    """Each language's catalog translates every string of the code and templates, none fuzzy."""
+    catalog = _catalog(lang)
+    ids = {m.id for m in catalog if m.id}
+    untranslated = sorted(m.id for m in catalog if m.id and (not m.string or m.fuzzy))
+    assert untranslated == [], f"{lang}: untranslated or fuzzy: {untranslated}"
+    wanted = _extracted(PACKAGE_DIR) | _extracted(templates_dir())
+    missing = sorted(wanted - ids)
+    assert missing == [], f"{lang}: strings used in code/templates missing from the catalog"
+    others = {m.id for m in _catalog("en") if m.id}
+    assert ids == others, f"{lang}: catalog holds other msgids than en"
+
+
+def test_trend_labels_and_title_are_translated() -> None:
+    """Trend labels and the digest title read in each language."""
+    assert i18n.trend_label(Trend.improved, "be") == "Сітуацыя палепшылася"
+    assert i18n.trend_label("worsened", "ru") == "Ситуация ухудшилась"
+    assert i18n.trend_label(Trend.unchanged, "en") == "The situation has not changed"
+    assert i18n.digest_title("be") == "Сітуацыя ў Беларусі"
+    assert i18n.translations("ru").gettext("Unsubscribe") == "Отписаться"
+
+
+def test_week_ranges_and_dates_are_localised() -> None:
+    """The sample week reads naturally in each language, the year shown once."""
+    assert i18n.format_week_range("2020-W05", "be") == "27 студзеня – 2 лютага 2020"
+    assert i18n.format_week_range("2020-W05", "ru") == "27 января – 2 февраля 2020"
+    assert i18n.format_week_range("2020-W05", "en") == "27 January – 2 February 2020"
+    assert i18n.format_week_range("2020-W01", "en") == "30 December 2019 – 5 January 2020"
+    from datetime import date
+
+    assert i18n.format_date(date(2020, 2, 1), "be") == "1 лютага 2020"
