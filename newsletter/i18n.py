@@ -42,6 +42,33 @@ TREND_LABELS: dict[Trend, str] = {
     Trend.unchanged: N_("The situation has not changed"),
 }
 
+# Page strings of the glossary that the web pages use: marked here so that `pybabel
+# extract` keeps them in the catalogs before (and after) a template uses them.
+PAGE_STRINGS: tuple[str, ...] = (
+    N_("Subscribe to our newsletter"),
+    N_(
+        "Once a week, in coordination with a group of prominent Belarusian analysts, we "
+        "provide analytical commentaries on the most topical and relevant issues, "
+        "including the behind-the-scenes processes occurring in Belarus. These "
+        "commentaries are available in Belarusian, Russian, and English."
+    ),
+    N_("You have been successfully subscribed"),
+    N_(
+        "Almost done. We have sent you an email; follow the link in it to confirm your "
+        "subscription."
+    ),
+    N_("Please confirm your subscription"),
+    N_("Confirm subscription"),
+    N_("Unsubscribe"),
+    N_("You have been unsubscribed. You will not receive further emails from us."),
+    N_("Manage your subscription"),
+    N_("Languages you want to receive"),
+    N_("View in browser"),
+    N_("View all"),
+    N_("Read more"),
+    N_("You are receiving this email because you subscribed to our weekly newsletter."),
+)
+
 
 def _check(lang: str) -> str:
     if lang not in LANGUAGES:
