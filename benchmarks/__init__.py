@@ -1,0 +1,1 @@
+"""Reproducible throughput and memory benchmarks; `python -m benchmarks.dispatch --help`."""

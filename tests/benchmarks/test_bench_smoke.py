@@ -1,0 +1,38 @@
+"""Smoke tests of the benchmark harness (benchmarks/), tiny N so they take seconds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTFIX = ("/usr/sbin/smtp-sink", "/usr/lib/postfix/sbin/smtp-sink")
+
+
+def _admin_dsn() -> str:
+    """The PostgreSQL the test fixtures use (NEWSLETTER_TEST_PG_URL), as a libpq DSN."""
+    url = os.environ.get("NEWSLETTER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+    return url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres"
+
+
+needs_smtp_sink = pytest.mark.skipif(
+    not any(Path(p).exists() for p in POSTFIX),
+    reason="smtp-sink is absent (Debian package postfix); the benchmark would apt-get it",
+)
+
+
+@needs_smtp_sink
+def test_ceiling_only_loads_subscribers_and_measures_smtp_source() -> None:
+    """The harness makes a database, COPYs 200 subscribers and times smtp-source into smtp-sink."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.dispatch", "--subscribers", "200",
+         "--ceiling-only", "2000", "--no-install", "--admin-dsn", _admin_dsn()],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "smtp-source -d -s 4 -m 200 -l 2000" in proc.stdout
+    assert "messages/s" in proc.stdout
