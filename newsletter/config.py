@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import time
 from pathlib import Path
@@ -60,6 +60,11 @@ class Settings:
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     inbound_address: str | None = None
+    # Sending engine knobs (seconds / counts); the defaults suit production.
+    stale_after: float = 300.0
+    retry_backoff: float = 60.0
+    max_attempts: int = 8
+    batch_size: int = 500
 
     @property
     def tz(self) -> ZoneInfo:
@@ -116,6 +121,12 @@ class Settings:
         if rate_limit is not None and rate_limit <= 0:
             raise ConfigError("NEWSLETTER_RATE_LIMIT must be positive")
         weekly = get("WEEKLY_SEND")
+        engine_knobs = {
+            "stale_after": _positive(get, "STALE_AFTER", float, 300.0),
+            "retry_backoff": _positive(get, "RETRY_BACKOFF", float, 60.0),
+            "max_attempts": _positive(get, "MAX_ATTEMPTS", int, 8),
+            "batch_size": _positive(get, "BATCH_SIZE", int, 500),
+        }
         dkim_key = get("DKIM_KEY_FILE")
         broker_url = get("BROKER_URL")
         settings = cls(
@@ -136,6 +147,7 @@ class Settings:
             dkim_selector=get("DKIM_SELECTOR"),
             dkim_domain=get("DKIM_DOMAIN"),
             inbound_address=get("INBOUND_ADDRESS"),
+            **engine_knobs,  # type: ignore[arg-type]
         )
         if settings.dkim_key_file and not (settings.dkim_selector and settings.dkim_domain):
             raise ConfigError(
@@ -147,6 +159,22 @@ class Settings:
 
     def with_secret_key(self, key: str) -> Settings:
         return replace(self, secret_key=key)
+
+
+def _positive(
+    get: Callable[[str], str | None], name: str, kind: type[float] | type[int], default: float
+) -> float:
+    """A positive number from NEWSLETTER_<name>, or the default."""
+    raw = get(name)
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise ConfigError(f"NEWSLETTER_{name} must be a positive number, not {raw!r}") from exc
+    if value <= 0:
+        raise ConfigError(f"NEWSLETTER_{name} must be a positive number, not {raw!r}")
+    return value
 
 
 def _embedded_secret_key(settings: Settings) -> str:

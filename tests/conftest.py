@@ -120,6 +120,18 @@ def settings_env(settings: Settings) -> dict[str, str]:
     )
     if settings.broker_url:
         env["NEWSLETTER_BROKER_URL"] = settings.broker_url
+    if settings.rate_limit:
+        env["NEWSLETTER_RATE_LIMIT"] = str(settings.rate_limit)
+    if settings.weekly_send:
+        day = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")[settings.weekly_send.weekday - 1]
+        env["NEWSLETTER_WEEKLY_SEND"] = f"{day} {settings.weekly_send.at:%H:%M}"
+    # The sending engine's knobs (tests shorten them).
+    env.update(
+        NEWSLETTER_STALE_AFTER=str(settings.stale_after),
+        NEWSLETTER_RETRY_BACKOFF=str(settings.retry_backoff),
+        NEWSLETTER_MAX_ATTEMPTS=str(settings.max_attempts),
+        NEWSLETTER_BATCH_SIZE=str(settings.batch_size),
+    )
     if settings.smtp_url:
         env["NEWSLETTER_SMTP_URL"] = settings.smtp_url
     return env

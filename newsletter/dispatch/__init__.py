@@ -1,0 +1,35 @@
+"""Planning and running a send: deliveries, batches, retries, schedules and progress.
+
+planning    start_send: the edition moves to sending, deliveries planned in one statement
+sending     send_batch: claim, substitute, send over one connection, record in bulk
+control     pause, resume, cancel, progress
+scheduling  tick: due schedules, the weekly rule, stale claims, lost batches, purge
+testsend    send_test: one copy of each variant to a staff address
+store       the set-based SQL behind all of these
+"""
+
+from newsletter.dispatch.confirmation import send_confirmation
+from newsletter.dispatch.control import Progress, cancel, pause, progress, resume
+from newsletter.dispatch.planning import SendStart, start_send
+from newsletter.dispatch.scheduling import TickReport, tick, weekly_slot
+from newsletter.dispatch.sending import BatchReport, send_batch
+from newsletter.dispatch.states import move
+from newsletter.dispatch.testsend import send_test
+
+__all__ = [
+    "BatchReport",
+    "Progress",
+    "SendStart",
+    "TickReport",
+    "cancel",
+    "move",
+    "pause",
+    "progress",
+    "resume",
+    "send_batch",
+    "send_confirmation",
+    "send_test",
+    "start_send",
+    "tick",
+    "weekly_slot",
+]

@@ -1,0 +1,109 @@
+"""Starting a send: the edition moves to sending, deliveries are planned, batches enqueued."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.dispatch import store
+from newsletter.dispatch.states import move
+from newsletter.errors import IllegalTransition, NotFound, ValidationError
+from newsletter.jobs import Jobs
+from newsletter.languages import LANGUAGES
+from newsletter.models import Edition, EditionStatus, utcnow
+
+
+@dataclass(frozen=True)
+class SendStart:
+    """What start_send did: scheduled for later, or planned and queued now."""
+
+    week: str
+    status: EditionStatus
+    scheduled_at: datetime | None = None
+    planned: int = 0  # deliveries added by this call
+    total: int = 0  # deliveries of the edition
+    batches: int = 0
+
+
+def edition_for_update(session: Session, week: str) -> Edition:
+    """The week's edition, row-locked on PostgreSQL so two starters cannot both start it."""
+    edition = session.scalar(
+        select(Edition).where(Edition.week == week.strip().upper()).with_for_update()
+    )
+    if edition is None:
+        raise NotFound(f"no edition for week {week}")
+    return edition
+
+
+def start_send(
+    session: Session,
+    settings: Settings,
+    week: str,
+    *,
+    at: datetime | None = None,
+    fallback_language: str | None = None,
+    jobs: Jobs,
+    now: datetime | None = None,
+) -> SendStart:
+    """Schedule the edition for `at`, or send it now: safe to repeat, nobody gets it twice."""
+    now = now or utcnow()
+    edition = edition_for_update(session, week)
+    if fallback_language is not None:
+        if fallback_language not in LANGUAGES:
+            raise ValidationError(f"unknown fallback language {fallback_language!r}")
+        edition.fallback_language = fallback_language
+    if at is not None and at > now:
+        if edition.status not in (EditionStatus.draft, EditionStatus.scheduled):
+            raise IllegalTransition(f"edition {edition.week} is {edition.status}: cannot schedule")
+        _check_sendable(edition)
+        move(edition, EditionStatus.scheduled)
+        edition.scheduled_at = at
+        edition.waiting_reason = None
+        return SendStart(edition.week, edition.status, scheduled_at=at)
+    if edition.status is EditionStatus.paused:
+        raise IllegalTransition(f"edition {edition.week} is paused: resume it instead")
+    if edition.status is not EditionStatus.sending:
+        _check_sendable(edition)
+        move(edition, EditionStatus.sending)
+        edition.started_at = now
+    edition.waiting_reason = None
+    edition.updated_at = now
+    return _plan_and_enqueue(session, settings, edition, jobs, now)
+
+
+def _check_sendable(edition: Edition) -> None:
+    from newsletter.editions import check_sendable
+
+    check_sendable(edition, edition.fallback_language)
+
+
+def _plan_and_enqueue(
+    session: Session, settings: Settings, edition: Edition, jobs: Jobs, now: datetime
+) -> SendStart:
+    added = store.plan(session, edition.id)
+    total = sum(store.counts(session, edition.id).values())
+    edition.planned_count = total
+    batches = enqueue_batches(session, settings, edition.id, jobs)
+    if not batches:
+        store.finish_if_done(session, edition.id, now)
+        session.refresh(edition)
+    return SendStart(edition.week, edition.status, planned=added, total=total, batches=batches)
+
+
+def enqueue_batches(
+    session: Session,
+    settings: Settings,
+    edition_id: int,
+    jobs: Jobs,
+    *,
+    due_by: datetime | None = None,
+) -> int:
+    """One send_batch job per range of queued deliveries, published after commit."""
+    ranges = store.batch_ranges(session, edition_id, settings.batch_size, due_by=due_by)
+    for first, last in ranges:
+        jobs.enqueue(session, "send_batch", edition_id=edition_id, first_id=first, last_id=last)
+    return len(ranges)

@@ -1,0 +1,157 @@
+"""The beat tick: due schedules, the weekly rule, recovery of lost work, and housekeeping.
+
+Schedules live in the database, so the tick is stateless and safe to run again at any time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.dispatch import store
+from newsletter.dispatch.planning import enqueue_batches, start_send
+from newsletter.errors import EditionIncomplete
+from newsletter.jobs import Jobs
+from newsletter.models import Edition, EditionStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickReport:
+    started: list[str] = field(default_factory=list)
+    waiting: dict[str, str] = field(default_factory=dict)  # week -> why it is not sent yet
+    requeued: int = 0  # stale claims queued again
+    reenqueued: list[str] = field(default_factory=list)  # editions whose batches were re-sent
+    finished: list[str] = field(default_factory=list)
+    purged: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.started
+            or self.waiting
+            or self.requeued
+            or self.reenqueued
+            or self.finished
+            or self.purged
+        )
+
+
+def tick(
+    session: Session,
+    settings: Settings,
+    jobs: Jobs,
+    *,
+    now: datetime | None = None,
+    idle_after: float | None = None,
+) -> TickReport:
+    """Run everything that is due; `idle_after` (default settings.stale_after) is how long a
+    sending edition may go untouched before its remaining batches are enqueued again."""
+    now = now or utcnow()
+    report = TickReport()
+    _due_schedules(session, settings, jobs, now, report)
+    if settings.weekly_send is not None:
+        _weekly_rule(session, settings, jobs, now, report)
+    _recover(session, settings, jobs, now, report, idle_after)
+    from newsletter.subscriptions import purge_expired_pending
+
+    report.purged = purge_expired_pending(session, now=now)
+    return report
+
+
+def _due_schedules(
+    session: Session, settings: Settings, jobs: Jobs, now: datetime, report: TickReport
+) -> None:
+    due = session.scalars(
+        select(Edition.week).where(
+            Edition.status == EditionStatus.scheduled, Edition.scheduled_at <= now
+        )
+    ).all()
+    for week in due:
+        _try_start(session, settings, jobs, week, now, report)
+
+
+def _try_start(
+    session: Session, settings: Settings, jobs: Jobs, week: str, now: datetime, report: TickReport
+) -> None:
+    try:
+        with session.begin_nested():
+            start_send(session, settings, week, jobs=jobs, now=now)
+    except EditionIncomplete as exc:
+        edition = session.scalar(select(Edition).where(Edition.week == week))
+        if edition is not None:
+            edition.waiting_reason = str(exc)
+        report.waiting[week] = str(exc)
+    else:
+        report.started.append(week)
+
+
+def weekly_slot(settings: Settings, now: datetime) -> datetime | None:
+    """The most recent weekly send time at or before `now` (in UTC), read in the local zone."""
+    rule = settings.weekly_send
+    if rule is None:
+        return None
+    tz = settings.tz
+    local_today = now.astimezone(tz).date()
+    slot_day = local_today - timedelta(days=local_today.isoweekday() - rule.weekday)
+    slot = datetime.combine(slot_day, rule.at, tzinfo=tz)
+    if slot > now:
+        slot = datetime.combine(slot_day - timedelta(days=7), rule.at, tzinfo=tz)
+    return slot
+
+
+def iso_week(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def _weekly_rule(
+    session: Session, settings: Settings, jobs: Jobs, now: datetime, report: TickReport
+) -> None:
+    """Send last week's edition at the weekly slot, or as soon after it as it is complete."""
+    slot = weekly_slot(settings, now)
+    assert slot is not None
+    week = iso_week(slot.date() - timedelta(days=7))
+    edition = session.scalar(select(Edition).where(Edition.week == week))
+    if edition is None:
+        report.waiting[week] = f"no edition for {week} has been imported"
+        return
+    if edition.status is not EditionStatus.draft:
+        return  # scheduled, sending, sent, paused or cancelled: staff or an earlier tick decided
+    _try_start(session, settings, jobs, week, now, report)
+
+
+def _recover(
+    session: Session,
+    settings: Settings,
+    jobs: Jobs,
+    now: datetime,
+    report: TickReport,
+    idle_after: float | None,
+) -> None:
+    """Stale claims go back to the queue; batches no live task holds are enqueued again."""
+    editions = session.scalars(
+        select(Edition).where(Edition.status.in_([EditionStatus.sending, EditionStatus.paused]))
+    ).all()
+    cutoff = now - timedelta(seconds=settings.stale_after)
+    report.requeued = store.requeue_stale(
+        session, [e.id for e in editions], cutoff, settings.max_attempts
+    )
+    idle = timedelta(seconds=settings.stale_after if idle_after is None else idle_after)
+    for edition in editions:
+        if edition.status is not EditionStatus.sending:
+            continue
+        if store.finish_if_done(session, edition.id, now):
+            report.finished.append(edition.week)
+            continue
+        touched = store.as_utc(edition.updated_at)
+        if touched is not None and touched > now - idle:
+            continue  # a worker recorded progress lately: its tasks are alive
+        if enqueue_batches(session, settings, edition.id, jobs, due_by=now):
+            store.touch(session, edition.id, now)
+            report.reenqueued.append(edition.week)

@@ -1,0 +1,245 @@
+"""Sending one batch: claim, substitute into prepared variants, send, record in bulk.
+
+This loop is the one place that commits as it goes: progress is its job. Each stretch of
+FLUSH_EVERY messages is recorded in a few set-based statements right after the server
+answered, so a crash can repeat at most that stretch (see README, "crash window").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parseaddr
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from newsletter import links
+from newsletter.config import Settings
+from newsletter.dispatch import store
+from newsletter.dispatch.store import Claim, Outcomes
+from newsletter.models import Edition, EditionStatus, utcnow
+from newsletter.transport import Outcome, SendResult, Transport
+
+if TYPE_CHECKING:
+    from newsletter.messages import MessageTemplate
+
+CLAIM_SIZE = 100  # deliveries taken per claim; pause and cancel are honoured between claims
+FLUSH_EVERY = 50  # messages sent between two progress writes: the crash window per worker
+
+
+@dataclass
+class BatchReport:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    skipped: int = 0
+    bounced: int = 0
+    finished: bool = False  # this batch completed the edition
+    retry_in: float | None = None  # seconds until a postponed delivery of the batch is due
+
+    def add(self, outcomes: Outcomes) -> None:
+        self.sent += len(outcomes.sent)
+        self.skipped += len(outcomes.skipped)
+        self.failed += sum(map(len, outcomes.failed.values()))
+        self.retried += sum(map(len, outcomes.retry.values()))
+        self.bounced += len(outcomes.bounced)
+
+
+class Pacer:
+    """Keeps a worker at or under `rate` messages per second (None: no cap)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_at = time.monotonic()
+
+    def chunk(self, default: int) -> int:
+        # Under a cap, send about a second's worth between two progress writes.
+        return max(1, min(default, int(1.0 / self.interval))) if self.interval else default
+
+    def wait(self, count: int) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        if self.next_at > now:
+            time.sleep(self.next_at - now)
+        self.next_at = max(self.next_at, now) + count * self.interval
+
+
+@lru_cache(maxsize=4)
+def signer_for(secret_key: str) -> Any:
+    from newsletter.tokens import TokenSigner
+
+    return TokenSigner(secret_key)
+
+
+def message_id_suffix(settings: Settings, edition_id: int) -> str:
+    """The part of every Message-ID after the delivery id: keyed per edition, not guessable."""
+    tag = hmac.new(settings.secret_key.encode(), f"edition:{edition_id}".encode(), hashlib.sha256)
+    domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or settings.base_host
+    return f".{tag.hexdigest()[:12]}@{domain}>"
+
+
+# (edition id, language set) -> the variant prepared once in this process.
+_variants: dict[tuple[int, tuple[str, ...]], MessageTemplate] = {}
+
+
+def variants_for(
+    sessions: sessionmaker[Session], settings: Settings, edition_id: int, sets: set[tuple[str, ...]]
+) -> dict[tuple[str, ...], MessageTemplate]:
+    """Each language set is rendered and inlined once per process, then only substituted."""
+    missing = {s for s in sets if (edition_id, s) not in _variants}
+    if missing:
+        from newsletter.messages import prepare_edition_messages
+
+        if any(key[0] != edition_id for key in _variants):
+            _variants.clear()  # one edition at a time keeps memory flat
+        with sessions() as session:
+            edition = session.get(Edition, edition_id)
+            assert edition is not None
+            prepared = prepare_edition_messages(
+                session,
+                settings,
+                edition,
+                sorted(missing),
+                fallback_language=edition.fallback_language,
+            )
+        for langs, template in prepared.items():
+            _variants[(edition_id, tuple(langs))] = template
+    return {s: _variants[(edition_id, s)] for s in sets}
+
+
+def send_batch(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    transport: Transport,
+    *,
+    edition_id: int,
+    first_id: int,
+    last_id: int | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> BatchReport:
+    """Send the queued deliveries of one id range while the edition is sending."""
+    report = BatchReport()
+    pacer = Pacer(settings.rate_limit)
+    try:
+        while True:
+            with sessions.begin() as session:
+                if _status(session, edition_id) is not EditionStatus.sending:
+                    break
+                claims = store.claim(session, edition_id, first_id, last_id, CLAIM_SIZE, now())
+            if not claims:
+                break
+            _send_claims(sessions, settings, transport, edition_id, claims, report, pacer, now)
+    finally:
+        transport.close()
+    with sessions.begin() as session:
+        report.finished = store.finish_if_done(session, edition_id, now())
+        if not report.finished and _status(session, edition_id) is EditionStatus.sending:
+            due = store.next_due(session, edition_id, first_id, last_id)
+            if due is not None:
+                report.retry_in = max(0.0, (due - now()).total_seconds())
+    return report
+
+
+def _status(session: Session, edition_id: int) -> EditionStatus | None:
+    edition = session.get(Edition, edition_id, populate_existing=True)
+    return edition.status if edition else None
+
+
+def _send_claims(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    transport: Transport,
+    edition_id: int,
+    claims: Sequence[Claim],
+    report: BatchReport,
+    pacer: Pacer,
+    now: Callable[[], datetime],
+) -> None:
+    active = [c for c in claims if c.active]
+    outcomes = Outcomes(skipped=[c.delivery_id for c in claims if not c.active])
+    templates = variants_for(
+        sessions, settings, edition_id, {tuple(c.languages.split(",")) for c in active}
+    )
+    from newsletter.messages import Recipient
+
+    signer = signer_for(settings.secret_key)
+    unsubscribe = _unsubscribe_purpose()
+    suffix = message_id_suffix(settings, edition_id)
+    envelope_from = parseaddr(settings.from_address)[1]
+    base_url = settings.base_url
+    dot_stuffed = transport.dot_stuffed
+    step = pacer.chunk(FLUSH_EVERY)
+    for start in range(0, len(active), step):
+        chunk = active[start : start + step]
+        batch = []
+        for c in chunk:
+            template = templates[tuple(c.languages.split(","))]
+            token = signer.make(unsubscribe, c.subscriber_id, edition_id)
+            recipient = Recipient(
+                email=c.email,
+                name=c.name,
+                unsubscribe_url=links.unsubscribe_url(base_url, token),
+                message_id=f"<{c.delivery_id}{suffix}",
+            )
+            data = template.render_smtp(recipient) if dot_stuffed else template.render(recipient)
+            batch.append((c.email, data))
+        pacer.wait(len(batch))
+        _collect(outcomes, chunk, transport.send(envelope_from, batch))
+        still_claimed = [c.delivery_id for c in active[start + step :]]
+        _flush(sessions, settings, edition_id, outcomes, suffix, still_claimed, now())
+        report.add(outcomes)
+        outcomes = Outcomes()
+    if outcomes.skipped:  # nobody in the claim was active
+        _flush(sessions, settings, edition_id, outcomes, suffix, (), now())
+        report.add(outcomes)
+
+
+def _collect(outcomes: Outcomes, chunk: Sequence[Claim], results: Sequence[SendResult]) -> None:
+    for c, result in zip(chunk, results, strict=True):
+        if result.outcome is Outcome.ok:
+            outcomes.sent.append(c.delivery_id)
+        elif result.outcome is Outcome.permanent:
+            outcomes.failed.setdefault(result.reply, []).append(c.delivery_id)
+            if result.bounce:
+                outcomes.bounced.append(c.subscriber_id)
+        else:
+            outcomes.retry.setdefault((c.attempts, result.reply), []).append(c.delivery_id)
+
+
+def _flush(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    edition_id: int,
+    outcomes: Outcomes,
+    suffix: str,
+    still_claimed: Sequence[int],
+    at: datetime,
+) -> None:
+    with sessions.begin() as session:
+        store.record(
+            session,
+            edition_id,
+            outcomes,
+            now=at,
+            message_id_suffix=suffix,
+            retry_backoff=settings.retry_backoff,
+            max_attempts=settings.max_attempts,
+            still_claimed=still_claimed,
+        )
+        if outcomes.bounced:
+            from newsletter.subscriptions import mark_bounced
+
+            mark_bounced(session, outcomes.bounced, edition_id=edition_id, detail="hard bounce")
+
+
+def _unsubscribe_purpose() -> Any:
+    from newsletter.tokens import TokenPurpose
+
+    return TokenPurpose.unsubscribe

@@ -1,0 +1,317 @@
+"""The set-based SQL of sending: plan deliveries, hand out claims, record results in bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from sqlalchemy import String, case, cast, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from newsletter.db import is_postgresql
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    Subscriber,
+    SubscriberStatus,
+)
+
+D = Delivery.__table__
+S = Subscriber.__table__
+E = Edition.__table__
+Q = DeliveryStatus
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands datetimes back without their zone; every stored time is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class Claim(NamedTuple):
+    delivery_id: int
+    subscriber_id: int
+    attempts: int
+    email: str
+    name: str | None
+    languages: str
+    active: bool
+
+
+@dataclass
+class Outcomes:
+    """Results of a stretch of sending, waiting to be written in a few statements."""
+
+    sent: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    failed: dict[str, list[int]] = field(default_factory=dict)  # reply -> delivery ids
+    retry: dict[tuple[int, str], list[int]] = field(default_factory=dict)  # (attempts, reply)
+    bounced: list[int] = field(default_factory=list)  # subscriber ids
+
+    def __len__(self) -> int:
+        return (
+            len(self.sent)
+            + len(self.skipped)
+            + sum(map(len, self.failed.values()))
+            + sum(map(len, self.retry.values()))
+        )
+
+
+def plan(session: Session, edition_id: int) -> int:
+    """One delivery per active subscriber, in one statement; repeats add only newcomers."""
+    session.flush()
+    active = (
+        select(
+            literal(edition_id),
+            S.c.id,
+            literal(Q.queued.value),
+            literal(0),
+        )
+        .where(S.c.status == SubscriberStatus.active.value)
+        .order_by(S.c.id)
+    )
+    insert = pg_insert if is_postgresql(session) else sqlite_insert
+    stmt = (
+        insert(D)
+        .from_select(["edition_id", "subscriber_id", "status", "attempts"], active)
+        .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+    )
+    return session.execute(stmt).rowcount or 0
+
+
+def batch_ranges(
+    session: Session, edition_id: int, size: int, *, due_by: datetime | None = None
+) -> list[tuple[int, int | None]]:
+    """Cut the queued deliveries into id ranges of `size` (keyset); the last is open."""
+    session.flush()
+    where = [D.c.edition_id == edition_id, D.c.status == Q.queued.value]
+    if due_by is not None:
+        where.append((D.c.next_attempt_at.is_(None)) | (D.c.next_attempt_at <= due_by))
+    numbered = (
+        select(D.c.id, func.row_number().over(order_by=D.c.id).label("rn")).where(*where).subquery()
+    )
+    starts = list(
+        session.scalars(
+            select(numbered.c.id).where((numbered.c.rn - 1) % size == 0).order_by(numbered.c.id)
+        )
+    )
+    return [
+        (first, starts[i + 1] - 1 if i + 1 < len(starts) else None)
+        for i, first in enumerate(starts)
+    ]
+
+
+def claim(
+    session: Session,
+    edition_id: int,
+    first_id: int,
+    last_id: int | None,
+    limit: int,
+    now: datetime,
+) -> list[Claim]:
+    """Take up to `limit` due queued deliveries of the range; two workers never share one."""
+    pick = (
+        select(D.c.id)
+        .where(
+            D.c.edition_id == edition_id,
+            D.c.status == Q.queued.value,
+            D.c.id >= first_id,
+            (D.c.next_attempt_at.is_(None)) | (D.c.next_attempt_at <= now),
+        )
+        .order_by(D.c.id)
+        .limit(limit)
+    )
+    if last_id is not None:
+        pick = pick.where(D.c.id <= last_id)
+    if is_postgresql(session):
+        pick = pick.with_for_update(skip_locked=True)
+    # SQLite has a single writer: the UPDATE itself is the lock.
+    claimed = session.execute(
+        update(D)
+        .where(D.c.id.in_(pick.scalar_subquery()))
+        .values(status=Q.sending.value, claimed_at=now, attempts=D.c.attempts + 1)
+        .returning(D.c.id, D.c.subscriber_id, D.c.attempts)
+    ).all()
+    if not claimed:
+        return []
+    people = {
+        row.id: row
+        for row in session.execute(
+            select(S.c.id, S.c.email, S.c.name, S.c.languages, S.c.status).where(
+                S.c.id.in_([c.subscriber_id for c in claimed])
+            )
+        )
+    }
+    out = []
+    for delivery_id, subscriber_id, attempts in sorted(claimed):
+        person = people[subscriber_id]
+        out.append(
+            Claim(
+                delivery_id,
+                subscriber_id,
+                attempts,
+                person.email,
+                person.name,
+                person.languages,
+                person.status == SubscriberStatus.active,
+            )
+        )
+    return out
+
+
+def backoff(attempts: int, base: float) -> timedelta:
+    """Exponential back-off after the n-th failed attempt, capped at an hour."""
+    return timedelta(seconds=min(3600.0, base * 2 ** max(0, attempts - 1)))
+
+
+def record(
+    session: Session,
+    edition_id: int,
+    outcomes: Outcomes,
+    *,
+    now: datetime,
+    message_id_suffix: str,
+    retry_backoff: float,
+    max_attempts: int,
+    still_claimed: Sequence[int] = (),
+) -> None:
+    """Write a stretch of results in a handful of UPDATEs and renew the remaining claims."""
+    if outcomes.sent:
+        session.execute(
+            update(D)
+            .where(D.c.id.in_(outcomes.sent))
+            .values(
+                status=Q.sent.value,
+                sent_at=now,
+                last_error=None,
+                # Deterministic per delivery: a duplicate from the crash window has the same id.
+                message_id=literal("<") + cast(D.c.id, String) + literal(message_id_suffix),
+            )
+        )
+    if outcomes.skipped:
+        session.execute(
+            update(D)
+            .where(D.c.id.in_(outcomes.skipped))
+            .values(status=Q.skipped.value, last_error="subscriber no longer active")
+        )
+    for reply, ids in outcomes.failed.items():
+        session.execute(
+            update(D).where(D.c.id.in_(ids)).values(status=Q.failed.value, last_error=reply)
+        )
+    for (attempts, reply), ids in outcomes.retry.items():
+        gave_up = attempts >= max_attempts
+        session.execute(
+            update(D)
+            .where(D.c.id.in_(ids))
+            .values(
+                status=Q.failed.value if gave_up else Q.queued.value,
+                claimed_at=None,
+                next_attempt_at=None if gave_up else now + backoff(attempts, retry_backoff),
+                last_error=(f"gave up after {attempts} attempts: " if gave_up else "") + reply,
+            )
+        )
+    if still_claimed:
+        session.execute(update(D).where(D.c.id.in_(still_claimed)).values(claimed_at=now))
+    touch(session, edition_id, now)
+
+
+def touch(session: Session, edition_id: int, now: datetime) -> None:
+    """The edition's heartbeat: the tick leaves an edition alone while workers touch it."""
+    session.execute(update(E).where(E.c.id == edition_id).values(updated_at=now))
+
+
+def requeue_stale(
+    session: Session, edition_ids: Iterable[int], cutoff: datetime, max_attempts: int
+) -> int:
+    """Claims older than `cutoff` belong to a dead worker: queue them again (or give up)."""
+    ids = list(edition_ids)
+    if not ids:
+        return 0
+    result = session.execute(
+        update(D)
+        .where(
+            D.c.edition_id.in_(ids),
+            D.c.status == Q.sending.value,
+            D.c.claimed_at < cutoff,
+        )
+        .values(
+            status=case((D.c.attempts >= max_attempts, Q.failed.value), else_=Q.queued.value),
+            claimed_at=None,
+            last_error="claim expired: the worker was lost",
+        )
+    )
+    return result.rowcount or 0
+
+
+def counts(session: Session, edition_id: int) -> dict[DeliveryStatus, int]:
+    session.flush()
+    rows = session.execute(
+        select(D.c.status, func.count()).where(D.c.edition_id == edition_id).group_by(D.c.status)
+    )
+    found = {DeliveryStatus(status): n for status, n in rows}
+    return {status: found.get(status, 0) for status in DeliveryStatus}
+
+
+def unfinished(session: Session, edition_id: int) -> bool:
+    return (
+        session.scalar(
+            select(D.c.id)
+            .where(
+                D.c.edition_id == edition_id,
+                D.c.status.in_([Q.queued.value, Q.sending.value]),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def finish_if_done(session: Session, edition_id: int, now: datetime) -> bool:
+    """A sending edition with nothing queued or in flight becomes sent, with its counts."""
+    if unfinished(session, edition_id):
+        return False
+    n = counts(session, edition_id)
+    done = session.execute(
+        update(E)
+        .where(E.c.id == edition_id, E.c.status == EditionStatus.sending.value)
+        .values(
+            status=EditionStatus.sent.value,
+            finished_at=now,
+            updated_at=now,
+            sent_count=n[Q.sent],
+            failed_count=n[Q.failed],
+            skipped_count=n[Q.skipped],
+            planned_count=sum(n.values()),
+        )
+    )
+    return bool(done.rowcount)
+
+
+def next_due(
+    session: Session, edition_id: int, first_id: int = 0, last_id: int | None = None
+) -> datetime | None:
+    """When the earliest postponed delivery of the range is due (None: nothing waits)."""
+    query = select(func.min(D.c.next_attempt_at)).where(
+        D.c.edition_id == edition_id,
+        D.c.status == Q.queued.value,
+        D.c.id >= first_id,
+    )
+    if last_id is not None:
+        query = query.where(D.c.id <= last_id)
+    return as_utc(session.scalar(query))
+
+
+def skip_queued(session: Session, edition_id: int, reason: str) -> int:
+    result = session.execute(
+        update(D)
+        .where(D.c.edition_id == edition_id, D.c.status == Q.queued.value)
+        .values(status=Q.skipped.value, last_error=reason)
+    )
+    return result.rowcount or 0

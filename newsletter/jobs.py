@@ -1,0 +1,141 @@
+"""How the edges hand work to workers: jobs are published only after the session commits.
+
+A job is a name and a few scalar arguments (ids). `InProcessJobs` runs them in this process
+(the embedded mode, no broker); `CeleryJobs` publishes them to the broker by task name. Either
+way nothing is handed over until the database has the rows the job will look for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from newsletter.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+JobArg = int | str | None
+JOB_NAMES = frozenset({"send_batch", "send_confirmation", "tick"})
+TASK_PREFIX = "newsletter."  # Celery task name = TASK_PREFIX + job name
+
+Publish = Callable[[str, dict[str, JobArg]], None]
+
+_PENDING_KEY = "newsletter.jobs.pending"
+
+
+class Jobs(Protocol):
+    def enqueue(self, session: Session | None, name: str, **kwargs: JobArg) -> None:
+        """Hand a job over once `session` commits (at once when session is None)."""
+
+
+def _check(name: str) -> None:
+    if name not in JOB_NAMES:
+        raise ValueError(f"unknown job {name!r}")
+
+
+def _defer(session: Session | None, publish: Publish, name: str, kwargs: dict[str, JobArg]) -> None:
+    """Publish now, or after the session's next commit; a rollback drops the job."""
+    if session is None:
+        publish(name, kwargs)
+        return
+    pending: list[tuple[Publish, str, dict[str, JobArg]]] | None = session.info.get(_PENDING_KEY)
+    if pending is None:
+        pending = session.info[_PENDING_KEY] = []
+        event.listen(session, "after_commit", _publish_pending)
+        event.listen(session, "after_rollback", _drop_pending)
+    pending.append((publish, name, kwargs))
+
+
+def _publish_pending(session: Session) -> None:
+    pending = session.info.get(_PENDING_KEY) or []
+    jobs, pending[:] = list(pending), []
+    for publish, name, kwargs in jobs:
+        publish(name, kwargs)
+
+
+def _drop_pending(session: Session) -> None:
+    pending = session.info.get(_PENDING_KEY)
+    if pending:
+        pending.clear()
+
+
+class InProcessJobs:
+    """Runs jobs in this process, one after another, after the enqueuing session commits.
+
+    A job that enqueues more jobs does not recurse: they join the queue being drained.
+    """
+
+    def __init__(self, runner: Callable[[str, dict[str, JobArg]], None]) -> None:
+        self.runner = runner
+        self._local = threading.local()
+
+    def enqueue(self, session: Session | None, name: str, **kwargs: JobArg) -> None:
+        _check(name)
+        _defer(session, self._run, name, kwargs)
+
+    def _run(self, name: str, kwargs: dict[str, JobArg]) -> None:
+        queue: deque[tuple[str, dict[str, JobArg]]] | None = getattr(self._local, "queue", None)
+        if queue is not None:  # already draining in this thread
+            queue.append((name, kwargs))
+            return
+        queue = self._local.queue = deque([(name, kwargs)])
+        try:
+            while queue:
+                job, args = queue.popleft()
+                try:
+                    self.runner(job, args)
+                except Exception:
+                    # The caller's transaction is committed; the tick retries what is left.
+                    log.exception("in-process job %s(%s) failed", job, args)
+        finally:
+            self._local.queue = None
+
+
+class CeleryJobs:
+    """Publishes jobs to Celery by task name (no import of the tasks module needed)."""
+
+    def __init__(self, app: Any, *, queue: str | None = None) -> None:
+        self.app = app
+        self.queue = queue
+
+    def enqueue(self, session: Session | None, name: str, **kwargs: JobArg) -> None:
+        _check(name)
+        _defer(session, self._publish, name, kwargs)
+
+    def _publish(self, name: str, kwargs: dict[str, JobArg]) -> None:
+        try:
+            self.app.send_task(TASK_PREFIX + name, kwargs=kwargs, queue=self.queue)
+        except Exception:
+            # The rows are committed: a beat tick re-enqueues sends that no task holds.
+            log.exception("could not publish job %s(%s) to the broker", name, kwargs)
+
+
+def run_job(runtime: Runtime, name: str, kwargs: dict[str, Any]) -> Any:
+    """Run one job by name in this process: what a worker task and InProcessJobs both call."""
+    from newsletter import dispatch
+
+    if name == "send_batch":
+        return dispatch.send_batch(
+            runtime.sessions,
+            runtime.settings,
+            runtime.transport,
+            edition_id=int(kwargs["edition_id"]),
+            first_id=int(kwargs["first_id"]),
+            last_id=None if kwargs.get("last_id") is None else int(kwargs["last_id"]),
+        )
+    if name == "send_confirmation":
+        with runtime.session() as session:
+            return dispatch.send_confirmation(
+                session, runtime.settings, runtime.transport, int(kwargs["subscriber_id"])
+            )
+    if name == "tick":
+        with runtime.session() as session:
+            return dispatch.tick(session, runtime.settings, runtime.jobs)
+    raise ValueError(f"unknown job {name!r}")

@@ -1,0 +1,379 @@
+"""Where mail goes: one Transport interface, an SMTP client and a Maildir outbox.
+
+A transport takes prepared message bytes (rendered once per variant, personalised by
+substitution) and returns one SendResult per recipient. It never raises for a recipient:
+failures come back typed as temporary (retry later) or permanent (5xx for that address).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import mailbox
+import smtplib
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, Self
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from newsletter.config import Settings
+from newsletter.errors import ConfigError
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class Outcome(enum.StrEnum):
+    ok = "ok"
+    temporary = "temporary"  # 4xx, dropped connection, server down: retry later
+    permanent = "permanent"  # 5xx: this message will never be accepted
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What became of one message; `bounce` means the recipient address itself was refused."""
+
+    outcome: Outcome
+    reply: str = ""
+    bounce: bool = False
+
+
+SENT = SendResult(Outcome.ok)
+
+# (recipient address, message bytes): dot-stuffed for SMTP when `dot_stuffed` is true.
+Batch = Sequence[tuple[str, bytes]]
+
+
+class Transport(Protocol):
+    """Open (a context manager), send batches, close."""
+
+    # True: send() wants MessageTemplate.render_smtp bytes; False: MessageTemplate.render.
+    dot_stuffed: bool
+
+    def open(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def send(self, envelope_from: str, batch: Batch) -> list[SendResult]: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class _TransportBase:
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def make_transport(settings: Settings) -> Transport:
+    """SMTP when NEWSLETTER_SMTP_URL is set, otherwise the Maildir outbox."""
+    if settings.smtp_url:
+        return SmtpTransport(settings.smtp_url)
+    return MaildirTransport(settings.outbox)
+
+
+class MaildirTransport(_TransportBase):
+    """Delivers into a Maildir folder (made if missing): the embedded default."""
+
+    dot_stuffed = False
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._box: mailbox.Maildir | None = None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._box = mailbox.Maildir(self.path, create=True)
+
+    def close(self) -> None:
+        self._box = None
+
+    def send(self, envelope_from: str, batch: Batch) -> list[SendResult]:
+        if self._box is None:
+            self.open()
+        assert self._box is not None
+        results = []
+        for rcpt, data in batch:
+            # What a local MDA records: the envelope, then the message with Unix line ends.
+            envelope = f"Return-Path: <{envelope_from}>\nDelivered-To: {rcpt}\n".encode()
+            try:
+                self._box.add(envelope + data.replace(b"\r\n", b"\n"))
+            except OSError as exc:
+                results.append(SendResult(Outcome.temporary, f"outbox: {exc}"))
+            else:
+                results.append(SENT)
+        return results
+
+
+class _Dropped(Exception):
+    """The server closed (421) or lost the connection; the rest needs a new one."""
+
+
+@dataclass(frozen=True)
+class SmtpOptions:
+    host: str
+    port: int
+    implicit_tls: bool
+    username: str | None
+    password: str | None
+    timeout: float
+    verify: bool
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpOptions:
+        """smtp://[user:pass@]host[:port][?timeout=30&verify=0], or smtps://… (implicit TLS)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigError(f"not an SMTP URL: {url!r} (smtp://host:port or smtps://host)")
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        try:
+            timeout = float(query.get("timeout", DEFAULT_TIMEOUT))
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError(f"bad SMTP URL {url!r}: {exc}") from exc
+        implicit = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname,
+            port=port or (465 if implicit else 25),
+            implicit_tls=implicit,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            timeout=timeout,
+            verify=query.get("verify", "1").lower() not in ("0", "no", "false"),
+        )
+
+
+class SmtpTransport(_TransportBase):
+    """An SMTP client for prepared, dot-stuffed messages over one reused connection.
+
+    Uses ESMTP PIPELINING (RFC 2920) when announced: the previous message's body and the next
+    message's MAIL, RCPT and DATA leave in one write. Falls back to lock-step otherwise.
+    """
+
+    dot_stuffed = True
+
+    def __init__(self, url: str, *, local_hostname: str | None = None) -> None:
+        self.options = SmtpOptions.from_url(url)
+        self.local_hostname = local_hostname
+        self._smtp: smtplib.SMTP | None = None
+        self._pipelining = False
+        self._mail_options = b""
+
+    # -- connection -------------------------------------------------------------------
+
+    def _tls_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if not self.options.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def open(self) -> None:
+        """Connect, EHLO, STARTTLS when offered, AUTH when the URL has a user."""
+        if self._smtp is not None:
+            return
+        opts = self.options
+        smtp: smtplib.SMTP
+        if opts.implicit_tls:
+            smtp = smtplib.SMTP_SSL(
+                opts.host,
+                opts.port,
+                local_hostname=self.local_hostname,
+                timeout=opts.timeout,
+                context=self._tls_context(),
+            )
+        else:
+            smtp = smtplib.SMTP(
+                opts.host, opts.port, local_hostname=self.local_hostname, timeout=opts.timeout
+            )
+        try:
+            smtp.ehlo()
+            if not opts.implicit_tls and smtp.has_extn("starttls"):
+                smtp.starttls(context=self._tls_context())
+                smtp.ehlo()
+            if opts.username:
+                smtp.login(opts.username, opts.password or "")
+        except BaseException:
+            _close_quietly(smtp)
+            raise
+        self._smtp = smtp
+        self._pipelining = smtp.has_extn("pipelining")
+        self._mail_options = b" BODY=8BITMIME" if smtp.has_extn("8bitmime") else b""
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                smtp.quit()
+            _close_quietly(smtp)
+
+    def _drop(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            _close_quietly(smtp)
+
+    # -- sending ----------------------------------------------------------------------
+
+    def send(self, envelope_from: str, batch: Batch) -> list[SendResult]:
+        """Send each message to its recipient; reconnect after a drop if the last try got on."""
+        results: list[SendResult | None] = [None] * len(batch)
+        start = 0
+        while start < len(batch):
+            done_before = start
+            try:
+                self.open()
+                self._send_range(envelope_from, batch, start, results)
+            except (OSError, _Dropped) as exc:
+                self._drop()
+                reply = _describe(exc)
+                start = next((i for i, r in enumerate(results) if r is None), len(batch))
+                progressed = any(
+                    r is not None and r.outcome is not Outcome.temporary
+                    for r in results[done_before:start]
+                )
+                if not progressed:
+                    # Server down or refusing us: the rest waits for the retry.
+                    for i in range(start, len(batch)):
+                        results[i] = SendResult(Outcome.temporary, reply)
+                    break
+                continue
+            break
+        return [r if r is not None else SendResult(Outcome.temporary, "not sent") for r in results]
+
+    def _send_range(
+        self, envelope_from: str, batch: Batch, start: int, results: list[SendResult | None]
+    ) -> None:
+        mail_cmd = b"MAIL FROM:<" + envelope_from.encode() + b">" + self._mail_options + b"\r\n"
+        if self._pipelining:
+            self._send_pipelined(mail_cmd, batch, start, results)
+        else:
+            self._send_lockstep(mail_cmd, batch, start, results)
+
+    def _reply(self) -> tuple[int, str]:
+        assert self._smtp is not None
+        code, text = self._smtp.getreply()
+        return code, text.decode("utf-8", "replace")
+
+    def _send_lockstep(
+        self, mail_cmd: bytes, batch: Batch, start: int, results: list[SendResult | None]
+    ) -> None:
+        assert self._smtp is not None
+        write = self._smtp.sock.sendall  # type: ignore[union-attr]
+        for i in range(start, len(batch)):
+            rcpt, data = batch[i]
+            failure: SendResult | None = None
+            for stage, command, expected in (
+                ("mail", mail_cmd, 250),
+                ("rcpt", b"RCPT TO:<" + rcpt.encode() + b">\r\n", 250),
+                ("data", b"DATA\r\n", 354),
+            ):
+                write(command)
+                code, text = self._reply()
+                if code != expected and not (stage == "rcpt" and code == 251):
+                    failure = _classify(code, text, stage)
+                    break
+            if failure is None:
+                write(data + b".\r\n")
+                code, text = self._reply()
+                results[i] = SENT if 200 <= code < 300 else _classify(code, text, "data")
+            else:
+                results[i] = failure
+            _raise_if_closing(code, text)
+            if failure is not None:
+                write(b"RSET\r\n")  # leave the refused transaction; the connection stays usable
+                _raise_if_closing(*self._reply())
+
+    def _send_pipelined(
+        self, mail_cmd: bytes, batch: Batch, start: int, results: list[SendResult | None]
+    ) -> None:
+        assert self._smtp is not None
+        write = self._smtp.sock.sendall  # type: ignore[union-attr]
+        # Bytes to go out with the next write, and the replies they will produce.
+        pending = b""
+        final_for: int | None = None  # the message whose end-of-data reply is awaited
+        ignored = 0  # replies to RSET and the like
+        for i in range(start, len(batch)):
+            rcpt, data = batch[i]
+            write(pending + mail_cmd + b"RCPT TO:<" + rcpt.encode() + b">\r\nDATA\r\n")
+            if final_for is not None:
+                code, text = self._reply()
+                results[final_for] = SENT if 200 <= code < 300 else _classify(code, text, "data")
+                final_for = None
+                _raise_if_closing(code, text)
+            for _ in range(ignored):
+                _raise_if_closing(*self._reply())
+            ignored = 0
+            failure: SendResult | None = None
+            data_code = 0
+            for stage, expected in (("mail", 250), ("rcpt", 250), ("data", 354)):
+                code, text = self._reply()
+                if stage == "data":
+                    data_code = code
+                ok = code == expected or (stage == "rcpt" and code == 251)
+                if not ok and failure is None:
+                    failure = _classify(code, text, stage)
+                    if code == 421:
+                        results[i] = failure
+                        raise _Dropped(text)
+            if failure is None:
+                pending = data + b".\r\n"
+                final_for = i
+            else:
+                results[i] = failure
+                # A server that answered 354 anyway gets an empty message it will refuse.
+                pending = (b".\r\n" if data_code == 354 else b"") + b"RSET\r\n"
+                ignored = 2 if data_code == 354 else 1
+        write(pending)
+        if final_for is not None:
+            code, text = self._reply()
+            results[final_for] = SENT if 200 <= code < 300 else _classify(code, text, "data")
+            _raise_if_closing(code, text)
+        for _ in range(ignored):
+            _raise_if_closing(*self._reply())
+
+
+def _classify(code: int, text: str, stage: str) -> SendResult:
+    reply = f"{code} {text}".strip()[:500]
+    if 500 <= code < 600:
+        return SendResult(Outcome.permanent, reply, bounce=stage == "rcpt")
+    return SendResult(Outcome.temporary, reply)
+
+
+def _raise_if_closing(code: int, text: str) -> None:
+    if code == 421 or code == -1:  # 421: the server is closing; -1: smtplib lost the line
+        raise _Dropped(f"{code} {text}")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = exc.smtp_error.decode("utf-8", "replace") if exc.smtp_error else ""
+        return f"{exc.smtp_code} {text}"[:500]
+    return (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[:500]
+
+
+def _close_quietly(smtp: smtplib.SMTP) -> None:
+    with contextlib.suppress(OSError):
+        smtp.close()

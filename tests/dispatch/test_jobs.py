@@ -1,0 +1,34 @@
+"""Jobs are handed over only after the enqueuing session commits."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from newsletter.jobs import InProcessJobs
+
+
+def test_in_process_jobs_run_after_commit(session) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: a job waits for commit, a rolled-back one never runs, none recurse."""
+    ran: list[tuple[str, dict]] = []
+
+    def runner(name: str, kwargs: dict) -> None:
+        ran.append((name, kwargs))
+        if name == "tick" and kwargs.get("depth") == 0:
+            jobs.enqueue(None, "tick", depth=1)  # joins the queue, runs after this one
+            assert ran[-1] == ("tick", {"depth": 0})
+
+    jobs = InProcessJobs(runner)
+    session.execute(text("SELECT 1"))
+    jobs.enqueue(session, "send_confirmation", subscriber_id=7)
+    assert ran == []
+    session.commit()
+    assert ran == [("send_confirmation", {"subscriber_id": 7})]
+
+    session.execute(text("SELECT 1"))
+    jobs.enqueue(session, "send_confirmation", subscriber_id=8)
+    session.rollback()
+    session.commit()
+    assert ran == [("send_confirmation", {"subscriber_id": 7})]
+
+    jobs.enqueue(None, "tick", depth=0)
+    assert ran[1:] == [("tick", {"depth": 0}), ("tick", {"depth": 1})]

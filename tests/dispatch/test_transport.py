@@ -1,0 +1,106 @@
+"""Transports: SMTP (lock-step and pipelined) and the Maildir outbox."""
+
+from __future__ import annotations
+
+import mailbox
+import socket
+from email import message_from_bytes
+
+import pytest
+
+from newsletter.config import Settings
+from newsletter.transport import (
+    MaildirTransport,
+    Outcome,
+    SmtpOptions,
+    SmtpTransport,
+    make_transport,
+)
+
+
+def _message(n: int) -> bytes:
+    # The second body line starts with a dot: dot-stuffed, as render_smtp prepares it.
+    return (
+        f"From: a@example.org\r\nTo: r{n}@example.org\r\nSubject: n{n}\r\n\r\n"
+        f"line one\r\n..leading dot {n}\r\n"
+    ).encode()
+
+
+async def _announce_pipelining(server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+    # aiosmtpd handles pipelined commands in order but does not announce the extension.
+    session.host_name = hostname
+    return [*responses[:-1], "250-PIPELINING", responses[-1]]
+
+
+@pytest.fixture(params=["lockstep", "pipelining"])
+def smtp(request, smtp_server):  # type: ignore[no-untyped-def]
+    url, handler = smtp_server
+    if request.param == "pipelining":
+        handler.handle_EHLO = _announce_pipelining  # hooks are looked up per connection
+    return url, handler, request.param
+
+
+def test_batch_over_one_connection(smtp) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: a batch goes out with dots unstuffed; a 550 fails only its recipient."""
+    url, handler, mode = smtp
+    handler.fail_with["r2@example.org"] = "550 5.1.1 no such user"
+    batch = [(f"r{n}@example.org", _message(n)) for n in range(5)]
+    transport = SmtpTransport(url)
+    with transport:
+        results = transport.send("bounces@example.org", batch)
+        assert transport._pipelining is (mode == "pipelining")
+    assert [r.outcome for r in results] == [
+        Outcome.ok,
+        Outcome.ok,
+        Outcome.permanent,
+        Outcome.ok,
+        Outcome.ok,
+    ]
+    assert results[2].bounce and results[2].reply.startswith("550")
+    got = handler.by_recipient()
+    assert sorted(got) == [f"r{n}@example.org" for n in (0, 1, 3, 4)]
+    body = message_from_bytes(got["r3@example.org"][0]).get_payload()
+    assert ".leading dot 3" in body and "..leading" not in body
+
+
+def test_temporary_when_server_says_try_later(smtp) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: a 421 for every recipient makes the whole batch temporary."""
+    url, handler, _ = smtp
+    handler.fail_all_with = "421 4.3.0 try later"
+    with SmtpTransport(url) as transport:
+        results = transport.send("b@example.org", [("x@example.org", _message(1))] * 3)
+    assert {r.outcome for r in results} == {Outcome.temporary}
+    assert handler.messages == []
+
+
+def test_server_down_is_temporary() -> None:
+    """Scenario: nobody listens on the port: every message is temporary, nothing raises."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    transport = SmtpTransport(f"smtp://127.0.0.1:{port}?timeout=2")
+    results = transport.send("b@example.org", [("x@example.org", _message(1))] * 2)
+    transport.close()
+    assert [r.outcome for r in results] == [Outcome.temporary, Outcome.temporary]
+
+
+def test_url_forms() -> None:
+    """Scenario: the documented SMTP URL forms are read as the README says."""
+    plain = SmtpOptions.from_url("smtp://mailer:p%40ss@mx.example.org:587?timeout=10")
+    assert (plain.host, plain.port, plain.implicit_tls) == ("mx.example.org", 587, False)
+    assert (plain.username, plain.password, plain.timeout) == ("mailer", "p@ss", 10.0)
+    tls = SmtpOptions.from_url("smtps://mx.example.org?verify=0")
+    assert (tls.port, tls.implicit_tls, tls.verify) == (465, True, False)
+
+
+def test_maildir_outbox(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: with no SMTP URL, messages land in a Maildir created on first use."""
+    settings = Settings(outbox=tmp_path / "deep" / "outbox", secret_key="k")
+    transport = make_transport(settings)
+    assert isinstance(transport, MaildirTransport) and not transport.dot_stuffed
+    with transport:
+        results = transport.send("b@example.org", [("r1@example.org", b"Subject: hi\r\n\r\nx\r\n")])
+    assert results[0].outcome is Outcome.ok
+    box = mailbox.Maildir(settings.outbox, create=False)
+    [message] = list(box)
+    assert message["Delivered-To"] == "r1@example.org" and message["Subject"] == "hi"

@@ -1,0 +1,60 @@
+"""The Celery app, built from Settings; `celery -A workers.celery_app` reads the environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from newsletter.config import Settings
+from newsletter.errors import ConfigError
+
+TICK_EVERY = 30.0  # seconds between beat ticks
+
+
+def create_app(settings: Settings, *, tick_every: float = TICK_EVERY) -> Celery:
+    """A Celery app on settings.broker_url with the sending engine's guarantees."""
+    if not settings.broker_url:
+        raise ConfigError("no broker configured: set NEWSLETTER_BROKER_URL (a redis:// URL)")
+    app = Celery("newsletter", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        # A task is acknowledged only once done, and a worker that dies loses no message.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_send_sent_event=False,
+        beat_schedule={"tick": {"task": "newsletter.tick", "schedule": tick_every}},
+        timezone="UTC",
+    )
+    app.newsletter_settings = settings  # type: ignore[attr-defined]
+
+    from workers.tasks import register_tasks
+
+    register_tasks(app)
+    return app
+
+
+@worker_process_init.connect
+def _fresh_connections_after_fork(**_: Any) -> None:
+    # A prefork child must not share the parent's database sockets.
+    from workers.tasks import forget_runtimes
+
+    forget_runtimes()
+
+
+def __getattr__(name: str) -> Any:
+    # `celery -A workers.celery_app worker` looks up `app`; build it on first use only.
+    if name in ("app", "celery"):
+        value = create_app(Settings.from_env())
+        globals()[name] = value
+        return value
+    raise AttributeError(name)
