@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +49,20 @@ class PySpy:
         self.proc: subprocess.Popen[bytes] | None = None
 
     @staticmethod
-    def available() -> bool:
-        return shutil.which("py-spy") is not None
+    def executable() -> str | None:
+        """py-spy on PATH, or beside this interpreter (a venv that is not activated)."""
+        beside = Path(sys.executable).parent / "py-spy"
+        return shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+
+    @classmethod
+    def available(cls) -> bool:
+        return cls.executable() is not None
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["py-spy", "record", "--pid", str(self.pid), "--subprocesses", "--rate",
-             str(self.rate), "--format", "raw", "--output", str(self.out), "--nonblocking"],
+            [self.executable() or "py-spy", "record", "--pid", str(self.pid), "--subprocesses",
+             "--rate", str(self.rate), "--format", "raw", "--output", str(self.out),
+             "--nonblocking"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )  # fmt: skip
