@@ -1,0 +1,67 @@
+"""Login and logout of the staff area."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from newsletter.web.admin.deps import CsrfDep, SessionDep
+from newsletter.web.admin.routing import AdminRoute, redirect, render, settings_of
+from newsletter.web.admin.session import (
+    new_session,
+    password_fingerprint,
+    read_session,
+    replace_session,
+)
+
+router = APIRouter(route_class=AdminRoute)
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path inside the staff area: never an open redirect to another site."""
+    if (
+        target
+        and target.startswith("/admin")
+        and not any(c in target for c in ("\\", "\n", "\r"))
+        and not target.startswith("//")
+    ):
+        return target
+    return "/admin/editions"
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None) -> Response:
+    read_session(request, settings_of(request))  # an anonymous session carries the CSRF token
+    return render(request, "admin/login.html", {"next": safe_next(next), "failed": False})
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    session: SessionDep,
+    _csrf: CsrfDep,
+    name: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    next: Annotated[str | None, Form()] = None,
+) -> Response:
+    from newsletter import staff as staff_accounts
+
+    user = staff_accounts.authenticate(session, name.strip(), password) if name else None
+    if user is None:
+        return render(
+            request,
+            "admin/login.html",
+            {"next": safe_next(next), "failed": True, "name": name},
+            status_code=401,
+        )
+    # A new session (and CSRF token) at login: a token planted before login is worthless.
+    replace_session(request, new_session(user.id, password_fingerprint(user.password_hash)))
+    return redirect(request, safe_next(next))
+
+
+@router.post("/logout")
+def logout(request: Request, _csrf: CsrfDep) -> Response:
+    replace_session(request, new_session())
+    return redirect(request, "/admin/login")

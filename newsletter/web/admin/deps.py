@@ -1,0 +1,59 @@
+"""Who is asking: the logged-in staff member, their role, and the CSRF check of every form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Form, Request
+from sqlalchemy.orm import Session
+
+from newsletter.models import StaffRole, StaffUser
+from newsletter.runtime import Runtime
+from newsletter.web.admin.routing import Forbidden, LoginRequired, settings_of
+from newsletter.web.admin.session import csrf_matches, password_fingerprint, read_session
+
+
+def get_runtime(request: Request) -> Runtime:
+    return request.app.state.runtime  # type: ignore[no-any-return]
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One unit of work per request: committed if the endpoint returns, else rolled back."""
+    with request.app.state.runtime.session() as session:
+        yield session
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+# scope="function": commit (and publish after-commit jobs) before the response goes out.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def current_staff(request: Request, session: SessionDep) -> StaffUser:
+    """The logged-in staff member; anonymous visitors go to the login page."""
+    staff_session = read_session(request, settings_of(request))
+    if staff_session.staff_id is None:
+        raise LoginRequired()
+    user = session.get(StaffUser, staff_session.staff_id)
+    if user is None or staff_session.fingerprint != password_fingerprint(user.password_hash):
+        raise LoginRequired()
+    request.state.staff = user
+    return user
+
+
+def admin_staff(user: Annotated[StaffUser, Depends(current_staff)]) -> StaffUser:
+    """Only an admin sees subscribers and manages staff and API tokens."""
+    if user.role != StaffRole.admin:
+        raise Forbidden("Only an admin may open this page.")
+    return user
+
+
+def check_csrf(request: Request, csrf_token: Annotated[str | None, Form()] = None) -> None:
+    """Every staff form carries the session's CSRF token in a hidden field."""
+    if not csrf_matches(read_session(request, settings_of(request)), csrf_token):
+        raise Forbidden("The form has expired or did not come from this site. Reload and retry.")
+
+
+StaffDep = Annotated[StaffUser, Depends(current_staff)]
+AdminDep = Annotated[StaffUser, Depends(admin_staff)]
+CsrfDep = Annotated[None, Depends(check_csrf)]

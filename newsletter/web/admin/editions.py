@@ -1,0 +1,203 @@
+"""Staff pages for editions: the list by week, one edition, the article editor, previews."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.responses import HTMLResponse, Response
+
+from newsletter import articles
+from newsletter.config import Settings
+from newsletter.languages import LANGUAGE_SETS, LANGUAGES, format_languages, parse_languages
+from newsletter.models import Edition, EditionStatus
+from newsletter.web.admin.deps import CsrfDep, SessionDep, StaffDep
+from newsletter.web.admin.routing import AdminRoute, redirect, render, settings_of
+
+router = APIRouter(route_class=AdminRoute)
+
+# The email preview is shown in a sandboxed frame: scripts and forms stay dead inside it.
+PREVIEW_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+        "frame-ancestors 'self'; sandbox"
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+    "Cache-Control": "no-store",
+}
+
+
+def completeness(edition: Edition) -> dict[str, dict[str, object]]:
+    """Per language: how many articles are translated, and which slugs are missing."""
+    from newsletter.editions import missing_translations
+
+    missing = missing_translations(edition)
+    total = len(edition.articles)
+    out: dict[str, dict[str, object]] = {}
+    for lang in LANGUAGES:
+        slugs = [slug for slug, langs in missing.items() if lang in langs]
+        out[lang] = {"done": total - len(slugs), "total": total, "missing": slugs}
+    return out
+
+
+def load_edition(session: Session, week: str) -> Edition:
+    from newsletter.editions import get_edition
+
+    return get_edition(session, week)
+
+
+@dataclass(frozen=True)
+class Preview:
+    subject: str
+    html: str
+    text: str
+
+
+def render_preview(
+    session: Session,
+    settings: Settings,
+    edition: Edition,
+    languages: tuple[str, ...],
+    fallback_language: str | None = None,
+) -> Preview:
+    """The email one set of languages receives, rendered by the same code as a real send."""
+    from newsletter.messages import Recipient, prepare_edition_messages
+
+    templates = prepare_edition_messages(
+        session, settings, edition, [languages], fallback_language=fallback_language
+    )
+    template = templates[languages]
+    raw = template.render(
+        Recipient(
+            email="preview@example.invalid",
+            name=None,
+            unsubscribe_url=f"{settings.base_url}/unsubscribe/preview",
+            message_id=f"<preview.{edition.week}@{settings.base_host}>",
+        )
+    )
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    html = text = ""
+    for part in message.walk():
+        if part.get_content_type() == "text/html" and not html:
+            html = part.get_content()  # type: ignore[attr-defined]
+        elif part.get_content_type() == "text/plain" and not text:
+            text = part.get_content()  # type: ignore[attr-defined]
+    return Preview(subject=str(message["Subject"] or template.subject), html=html, text=text)
+
+
+@router.get("/")
+def home(staff: StaffDep, request: Request) -> Response:
+    return redirect(request, "/admin/editions")
+
+
+@router.get("/editions")
+def edition_list(request: Request, session: SessionDep, staff: StaffDep) -> Response:
+    editions = list(session.scalars(select(Edition).order_by(Edition.week.desc())))
+    rows = [{"edition": e, "completeness": completeness(e)} for e in editions]
+    return render(request, "admin/editions.html", {"rows": rows})
+
+
+@router.get("/editions/{week}")
+def edition_page(request: Request, week: str, session: SessionDep, staff: StaffDep) -> Response:
+    edition = load_edition(session, week)
+    settings = settings_of(request)
+    scheduled_local = edition.scheduled_at.astimezone(settings.tz) if edition.scheduled_at else None
+    return render(
+        request,
+        "admin/edition.html",
+        {
+            "edition": edition,
+            "completeness": completeness(edition),
+            "language_sets": [format_languages(s) for s in LANGUAGE_SETS],
+            "timezone": settings.timezone,
+            "scheduled_local": scheduled_local,
+            "running": edition.status in (EditionStatus.sending, EditionStatus.paused),
+        },
+    )
+
+
+@router.get("/editions/{week}/articles/{slug}/{lang}")
+def article_editor(
+    request: Request, week: str, slug: str, lang: str, session: SessionDep, staff: StaffDep
+) -> Response:
+    edition = load_edition(session, week)
+    article = articles.get_article(edition, slug)
+    parse_languages(lang)
+    translation = article.translation(lang)
+    return render(
+        request,
+        "admin/article.html",
+        {
+            "edition": edition,
+            "article": article,
+            "lang": lang,
+            "title": translation.title if translation else "",
+            "body": translation.body if translation else "",
+            "others": [t for t in article.translations if t.lang != lang],
+            "saved": request.query_params.get("saved") == "1",
+        },
+    )
+
+
+@router.post("/editions/{week}/articles/{slug}/{lang}")
+def save_article(
+    request: Request,
+    week: str,
+    slug: str,
+    lang: str,
+    session: SessionDep,
+    staff: StaffDep,
+    _csrf: CsrfDep,
+    title: Annotated[str, Form()] = "",
+    body: Annotated[str, Form()] = "",
+) -> Response:
+    edition = load_edition(session, week)
+    articles.save_translation(session, edition, slug, lang, title=title, body=body)
+    return redirect(request, f"/admin/editions/{edition.week}/articles/{slug}/{lang}?saved=1")
+
+
+@router.get("/editions/{week}/preview")
+def preview_page(
+    request: Request,
+    week: str,
+    session: SessionDep,
+    staff: StaffDep,
+    langs: str = "be",
+    fallback: str | None = None,
+) -> Response:
+    edition = load_edition(session, week)
+    languages = parse_languages(langs)
+    fallback_language = parse_languages(fallback)[0] if fallback else None
+    preview = render_preview(session, settings_of(request), edition, languages, fallback_language)
+    return render(
+        request,
+        "admin/preview.html",
+        {
+            "edition": edition,
+            "langs": format_languages(languages),
+            "fallback": fallback_language or "",
+            "preview": preview,
+            "language_sets": [format_languages(s) for s in LANGUAGE_SETS],
+        },
+    )
+
+
+@router.get("/editions/{week}/preview/email")
+def preview_email(
+    request: Request,
+    week: str,
+    session: SessionDep,
+    staff: StaffDep,
+    langs: str = "be",
+    fallback: str | None = None,
+) -> Response:
+    edition = load_edition(session, week)
+    languages = parse_languages(langs)
+    fallback_language = parse_languages(fallback)[0] if fallback else None
+    preview = render_preview(session, settings_of(request), edition, languages, fallback_language)
+    return HTMLResponse(preview.html, headers=PREVIEW_HEADERS)

@@ -1,0 +1,29 @@
+"""/api/statistics: the numbers behind the staff area's charts."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from newsletter import statistics
+from newsletter.web.admin.deps import SessionDep
+from newsletter.web.api.routing import ApiRoute, ApiStaff
+from newsletter.web.api.schemas import EditionCounts, StatisticsOut, WeekCounts
+
+router = APIRouter(prefix="/statistics", tags=["statistics"], route_class=ApiRoute)
+
+
+@router.get("", response_model=StatisticsOut, summary="Subscribers and editions in numbers")
+def get_statistics(
+    session: SessionDep, staff: ApiStaff, weeks: Annotated[int, Query(ge=1, le=520)] = 12
+) -> StatisticsOut:
+    status_points, language_points = statistics.over_time(session, weeks=weeks)
+    return StatisticsOut(
+        by_status=statistics.by_status(session),
+        by_language=statistics.by_language(session),
+        status_over_time=[WeekCounts(week=p.week, counts=p.counts) for p in status_points],
+        languages_over_time=[WeekCounts(week=p.week, counts=p.counts) for p in language_points],
+        editions=[EditionCounts(**asdict(e)) for e in statistics.per_edition(session)],
+    )
