@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Form, Request
-from sqlalchemy.orm import Session
-
 from newsletter.models import StaffRole, StaffUser
-from newsletter.runtime import Runtime
 from newsletter.web.admin.routing import Forbidden, LoginRequired, settings_of
 from newsletter.web.admin.session import csrf_matches, password_fingerprint, read_session
+from newsletter.web.deps import RuntimeDep, SessionDep
 
-
-def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """One unit of work per request: committed if the endpoint returns, else rolled back."""
-    with request.app.state.runtime.session() as session:
-        yield session
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-# scope="function": commit (and publish after-commit jobs) before the response goes out.
-SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+__all__ = ["AdminDep", "CsrfDep", "RuntimeDep", "SessionDep", "StaffDep"]
 
 
 def current_staff(request: Request, session: SessionDep) -> StaffUser:

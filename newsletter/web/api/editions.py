@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from newsletter import articles
 from newsletter.models import Article, Edition, EditionStatus, Trend
-from newsletter.web.admin.deps import SessionDep
+from newsletter.web.deps import SessionDep
 from newsletter.web.admin.editions import completeness, load_edition
 from newsletter.web.api.routing import ApiRoute, ApiStaff, utc
 from newsletter.web.api.schemas import (

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from newsletter import errors
 from newsletter.models import StaffRole, StaffUser
-from newsletter.web.admin.deps import SessionDep
+from newsletter.web.deps import SessionDep
 
 log = logging.getLogger(__name__)
 

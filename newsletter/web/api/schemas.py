@@ -61,9 +61,19 @@ class SubscriberList(Model):
     items: list[SubscriberOut]
 
 
+def _distinct(languages: list[str]) -> list[str]:
+    if len(set(languages)) != len(languages):
+        raise ValueError("a language is listed twice")
+    return languages
+
+
 class SubscriberCreate(Model):
     email: Annotated[Text, Field(min_length=3, max_length=320, examples=["reader@example.org"])]
-    languages: Annotated[list[Language], Field(min_length=1, max_length=len(LANGUAGES))]
+    languages: Annotated[
+        list[Language],
+        Field(min_length=1, max_length=len(LANGUAGES), description="Ordered, primary first"),
+        AfterValidator(_distinct),
+    ]
     name: Annotated[Text, Field(max_length=200)] | None = None
     confirmed: bool = Field(
         False, description="True adds an active subscriber; false sends a confirmation email"

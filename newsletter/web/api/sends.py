@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.errors import ValidationError
-from newsletter.web.admin.deps import RuntimeDep, SessionDep
+from newsletter.web.deps import RuntimeDep, SessionDep
 from newsletter.web.admin.editions import load_edition
 from newsletter.web.admin.sends import progress_dict
 from newsletter.web.api.routing import ApiRoute, ApiStaff, utc

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from newsletter import statistics
-from newsletter.web.admin.deps import SessionDep
+from newsletter.web.deps import SessionDep
 from newsletter.web.api.routing import ApiRoute, ApiStaff
 from newsletter.web.api.schemas import EditionCounts, StatisticsOut, WeekCounts
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query
 from newsletter import subscriber_search
 from newsletter.languages import format_languages
 from newsletter.models import EventSource, Subscriber, SubscriberStatus
-from newsletter.web.admin.deps import RuntimeDep, SessionDep
+from newsletter.web.deps import RuntimeDep, SessionDep
 from newsletter.web.api.routing import ApiAdmin, ApiRoute, utc
 from newsletter.web.api.schemas import (
     EventOut,
