@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Form, Request
+
 from newsletter.models import StaffRole, StaffUser
 from newsletter.web.admin.routing import Forbidden, LoginRequired, settings_of
 from newsletter.web.admin.session import csrf_matches, password_fingerprint, read_session

@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from newsletter import articles
 from newsletter.models import Article, Edition, EditionStatus, Trend
-from newsletter.web.deps import SessionDep
 from newsletter.web.admin.editions import completeness, load_edition
 from newsletter.web.api.routing import ApiRoute, ApiStaff, utc
 from newsletter.web.api.schemas import (
@@ -25,6 +24,7 @@ from newsletter.web.api.schemas import (
     TranslationOut,
     Week,
 )
+from newsletter.web.deps import SessionDep
 
 router = APIRouter(prefix="/editions", tags=["editions"], route_class=ApiRoute)
 WeekPath = Annotated[str, Path(pattern=r"^[0-9]{4}-W[0-9]{2}$", examples=["2020-W05"])]

@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.errors import ValidationError
-from newsletter.web.deps import RuntimeDep, SessionDep
 from newsletter.web.admin.editions import load_edition
 from newsletter.web.admin.sends import progress_dict
 from newsletter.web.api.routing import ApiRoute, ApiStaff, utc
 from newsletter.web.api.schemas import Message, ProgressOut, SendStart, TestSend
+from newsletter.web.deps import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/sends", tags=["sends"], route_class=ApiRoute)
 WeekPath = Annotated[str, Path(pattern=r"^[0-9]{4}-W[0-9]{2}$", examples=["2020-W05"])]

@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from newsletter import statistics
-from newsletter.web.deps import SessionDep
 from newsletter.web.api.routing import ApiRoute, ApiStaff
 from newsletter.web.api.schemas import EditionCounts, StatisticsOut, WeekCounts
+from newsletter.web.deps import SessionDep
 
 router = APIRouter(prefix="/statistics", tags=["statistics"], route_class=ApiRoute)
 

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path, Query
 from newsletter import subscriber_search
 from newsletter.languages import format_languages
 from newsletter.models import EventSource, Subscriber, SubscriberStatus
-from newsletter.web.deps import RuntimeDep, SessionDep
 from newsletter.web.api.routing import ApiAdmin, ApiRoute, utc
 from newsletter.web.api.schemas import (
     EventOut,
@@ -19,6 +18,7 @@ from newsletter.web.api.schemas import (
     SubscriberOut,
     Text,
 )
+from newsletter.web.deps import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/subscribers", tags=["subscribers"], route_class=ApiRoute)
 SubscriberId = Annotated[int, Path(ge=1, le=subscriber_search.MAX_ID)]

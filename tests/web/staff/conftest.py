@@ -141,8 +141,9 @@ def form_csrf(client: TestClient, path: str = "/admin/editions") -> str:
 @pytest.fixture
 def tokens(runtime: Runtime, accounts: dict[str, int]) -> dict[str, str]:
     """Bearer tokens of the admin and the editor."""
-    from newsletter.models import StaffUser
     from newsletter.staff import create_api_token
+
+    from newsletter.models import StaffUser
 
     with runtime.session() as session:
         return {
