@@ -23,7 +23,8 @@ from newsletter.models import (
     SubscriberStatus,
 )
 
-# Event kinds that move a subscriber's status, and where they move it.
+# Event kinds that move a subscriber's status, and where they move it ("added" and "imported"
+# name the status they gave in their detail; the value here is the usual one).
 STATUS_OF_KIND: dict[str, SubscriberStatus] = {
     "subscribed": SubscriberStatus.pending,
     "resubscribed": SubscriberStatus.pending,
@@ -68,6 +69,12 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _status_after(kind: str, detail: object) -> SubscriberStatus:
+    if isinstance(detail, dict) and detail.get("status") in STATUSES:
+        return SubscriberStatus(detail["status"])
+    return STATUS_OF_KIND[kind]
+
+
 def by_status(session: Session) -> dict[str, int]:
     """Subscribers per status now (every status present, zeros included)."""
     rows = session.execute(select(Subscriber.status, func.count()).group_by(Subscriber.status))
@@ -108,7 +115,9 @@ def over_time(
     ends = week_ends(weeks, now)
     kinds = list(STATUS_OF_KIND)
     rows = session.execute(
-        select(Event.subscriber_id, Event.kind, Event.created_at, Subscriber.languages)
+        select(
+            Event.subscriber_id, Event.kind, Event.detail, Event.created_at, Subscriber.languages
+        )
         .join(Subscriber, Subscriber.id == Event.subscriber_id)
         .where(Event.kind.in_(kinds), Event.created_at < ends[-1])
         .order_by(Event.created_at, Event.id)
@@ -129,12 +138,12 @@ def over_time(
         status_points.append(WeekPoint(label, {s: statuses.get(s, 0) for s in STATUSES}))
         language_points.append(WeekPoint(label, {lang: langs.get(lang, 0) for lang in LANGUAGES}))
 
-    for subscriber_id, kind, created_at, languages in rows:
+    for subscriber_id, kind, detail, created_at, languages in rows:
         moment = _aware(created_at)
         while index < len(ends) and moment >= ends[index]:
             snapshot(ends[index])
             index += 1
-        state[subscriber_id] = (STATUS_OF_KIND[kind], languages)
+        state[subscriber_id] = (_status_after(kind, detail), languages)
     while index < len(ends):
         snapshot(ends[index])
         index += 1
