@@ -10,7 +10,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 def templates_dir() -> Path:
     """`templates/` is shipped as newsletter/templates; a checkout keeps it at the top."""
     installed = PACKAGE_DIR / "templates"
-    return installed if (installed / "email").is_dir() else PACKAGE_DIR.parent / "templates"
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / "templates"
 
 
 def sample_data_dir() -> Path:
