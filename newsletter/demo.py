@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from newsletter import dispatch, editions, migrate, subscriptions
 from newsletter.config import Settings
-from newsletter.errors import ConfigError
+from newsletter.errors import ConfigError, NewsletterError
 from newsletter.languages import LANGUAGE_SETS
-from newsletter.models import EventSource, Subscriber, SubscriberStatus
+from newsletter.models import EditionStatus, EventSource, Subscriber, SubscriberStatus
 from newsletter.paths import sample_data_dir
 from newsletter.runtime import Runtime
 
@@ -91,6 +91,12 @@ def run_demo(folder: Path, environ: Mapping[str, str]) -> DemoReport:
             # In-process jobs run the batches when this session commits.
             dispatch.start_send(session, runtime.settings, SAMPLE_WEEK, jobs=runtime.jobs)
         with runtime.session() as session:
+            done = dispatch.progress(session, SAMPLE_WEEK)
+            if done.status != EditionStatus.sent:
+                raise NewsletterError(
+                    f"the demo send did not finish ({done.status}: {done.queued} queued, "
+                    f"{done.failed} failed); see the log above"
+                )
             report = _report(session, folder)
     finally:
         runtime.dispose()

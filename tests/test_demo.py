@@ -10,7 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from newsletter.languages import LANGUAGE_SETS
+
+pytest.importorskip("newsletter.messages", reason="the demo needs the edition's messages")
 
 
 def _run_demo(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
