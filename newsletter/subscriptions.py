@@ -66,6 +66,7 @@ class EventKind(StrEnum):
     bounced = "bounced"
     complained = "complained"
     forgotten = "forgotten"
+    exported = "exported"
     purged = "purged"
 
 
@@ -490,6 +491,7 @@ def change_languages(
     languages: str | Iterable[str],
     *,
     source: EventSource = EventSource.link,
+    edition_id: int | None = None,
 ) -> Subscriber:
     subscriber = _locked(session, subscriber_id)
     langs = format_languages(parse_languages(languages))
@@ -497,7 +499,14 @@ def change_languages(
         detail = {"from": subscriber.languages, "to": langs}
         subscriber.languages = langs
         subscriber.updated_at = utcnow()
-        _event(session, subscriber.id, EventKind.languages_changed, source, detail=detail)
+        _event(
+            session,
+            subscriber.id,
+            EventKind.languages_changed,
+            source,
+            edition_id=edition_id,
+            detail=detail,
+        )
     return subscriber
 
 
@@ -587,6 +596,7 @@ def forget(
     subscriber_id_or_email: int | str,
     *,
     source: EventSource = EventSource.link,
+    edition_id: int | None = None,
 ) -> None:
     """Erase the person (row, events, deliveries); keep only a keyed hash of the address."""
     if isinstance(subscriber_id_or_email, int):
@@ -611,7 +621,7 @@ def forget(
     )
     session.expunge(subscriber)
     # The audit trail keeps that an erasure happened, and nothing about whom.
-    _event(session, None, EventKind.forgotten, source)
+    _event(session, None, EventKind.forgotten, source, edition_id=edition_id)
 
 
 def purge_expired_pending(
@@ -629,6 +639,17 @@ def purge_expired_pending(
     if count:
         _event(session, None, EventKind.purged, EventSource.system, detail={"count": count})
     return count
+
+
+def record_export(
+    session: Session,
+    subscriber_id: int,
+    *,
+    source: EventSource = EventSource.link,
+    edition_id: int | None = None,
+) -> None:
+    """Note in the audit trail that the person downloaded their data (export_data reads only)."""
+    _event(session, subscriber_id, EventKind.exported, source, edition_id=edition_id)
 
 
 def export_data(session: Session, subscriber_id: int) -> dict[str, Any]:

@@ -86,9 +86,10 @@ def _import_optional(name: str) -> ModuleType | None:
 
 
 def _include_public(app: FastAPI) -> None:
-    module = _import_optional("newsletter.web.public")
-    if module is not None:
-        app.include_router(module.router)
+    from newsletter.web import public
+
+    public.setup(app)
+    app.include_router(public.router)
 
 
 def _add_basic_routes(app: FastAPI) -> None:

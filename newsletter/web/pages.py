@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import gettext as gettext_module
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -11,22 +11,14 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from newsletter.i18n import LANGUAGE_NAMES, digest_title, translations
 from newsletter.languages import LANGUAGES
 from newsletter.paths import templates_dir
 
-LANGUAGE_NAMES: dict[str, str] = {"be": "Беларуская", "ru": "Русский", "en": "English"}
 
-
-def translations(lang: str) -> gettext_module.NullTranslations:
-    """The catalog shared with the email (newsletter.i18n)."""
-    try:
-        from newsletter.i18n import translations as catalog
-    except ImportError:  # until the shared catalogs land: English msgids as they are
-        return gettext_module.NullTranslations()
-    return catalog(lang)
-
-
+@cache
 def make_environment() -> Environment:
+    """One environment per process: templates compile once, whatever the number of apps."""
     env = Environment(
         loader=FileSystemLoader(templates_dir() / "web"),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -35,6 +27,7 @@ def make_environment() -> Environment:
     )
     env.globals["LANGUAGES"] = LANGUAGES
     env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
+    env.globals["digest_title"] = digest_title
     return env
 
 

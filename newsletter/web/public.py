@@ -1,0 +1,32 @@
+"""The public side: `/` chooses a language; subscriptions and the archive have their modules."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse
+
+from newsletter.tokens import TokenSigner
+from newsletter.web import archive, subscriptions
+from newsletter.web.lang import negotiate
+from newsletter.web.ratelimit import SubscribeLimits, make_rate_limiter
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+def root(request: Request) -> RedirectResponse:
+    """Send the visitor to the subscribe page in their language (Accept-Language; else be)."""
+    lang = negotiate(request.headers.get("accept-language"))
+    return RedirectResponse(f"/{lang}/", status_code=302, headers={"Vary": "Accept-Language"})
+
+
+router.include_router(subscriptions.router)
+router.include_router(archive.router)
+
+
+def setup(app: FastAPI) -> None:
+    """What the public pages keep per app: the token signer and the rate limiter."""
+    settings = app.state.settings
+    app.state.signer = TokenSigner(settings.secret_key)
+    app.state.rate_limiter = make_rate_limiter(settings.broker_url)
+    app.state.subscribe_limits = SubscribeLimits()
