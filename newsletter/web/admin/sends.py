@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
+from sqlalchemy.orm import Session
 from starlette.responses import JSONResponse, Response
 
 from newsletter.config import Settings
 from newsletter.errors import ValidationError
 from newsletter.languages import parse_languages
+from newsletter.runtime import Runtime
 from newsletter.web.admin.deps import CsrfDep, RuntimeDep, SessionDep, StaffDep
 from newsletter.web.admin.editions import load_edition
 from newsletter.web.admin.routing import AdminRoute, redirect, render
@@ -122,14 +124,27 @@ def schedule(
     return redirect(request, f"/admin/editions/{edition.week}")
 
 
+def control(name: str, session: Session, runtime: Runtime, week: str) -> None:
+    """Pause, resume or cancel; a resumed send has its remaining batches queued at once."""
+    from newsletter import dispatch
+
+    if name == "resume":
+        dispatch.resume(session, week, settings=runtime.settings, jobs=runtime.jobs)
+    else:
+        getattr(dispatch, name)(session, week)
+
+
 def _control(name: str) -> Any:
     def action(
-        request: Request, week: str, session: SessionDep, staff: StaffDep, _csrf: CsrfDep
+        request: Request,
+        week: str,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        staff: StaffDep,
+        _csrf: CsrfDep,
     ) -> Response:
-        from newsletter import dispatch
-
         edition = load_edition(session, week)
-        getattr(dispatch, name)(session, edition.week)
+        control(name, session, runtime, edition.week)
         target = "progress" if name == "resume" else ""
         return redirect(request, f"/admin/editions/{edition.week}/{target}".rstrip("/"))
 

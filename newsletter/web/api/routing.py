@@ -109,7 +109,7 @@ ApiAdmin = Annotated[StaffUser, Depends(api_admin)]
 
 
 def utc(moment: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes: they are UTC."""
+    """Every time in UTC (SQLite hands back naive datetimes, which are UTC)."""
     if moment is None:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)

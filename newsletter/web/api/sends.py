@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.errors import ValidationError
 from newsletter.web.admin.editions import load_edition
-from newsletter.web.admin.sends import progress_dict
+from newsletter.web.admin.sends import control, progress_dict
 from newsletter.web.api.routing import ApiRoute, ApiStaff, utc
 from newsletter.web.api.schemas import Message, ProgressOut, SendStart, TestSend
 from newsletter.web.deps import RuntimeDep, SessionDep
@@ -71,11 +71,11 @@ def start(
 
 
 def _control(name: str):  # type: ignore[no-untyped-def]
-    def action(week: WeekPath, session: SessionDep, staff: ApiStaff) -> ProgressOut:
-        from newsletter import dispatch
-
+    def action(
+        week: WeekPath, session: SessionDep, runtime: RuntimeDep, staff: ApiStaff
+    ) -> ProgressOut:
         edition = load_edition(session, week)
-        getattr(dispatch, name)(session, edition.week)
+        control(name, session, runtime, edition.week)
         session.flush()
         return _progress(session, edition.week)
 

@@ -6,11 +6,14 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
+from newsletter.config import Settings
 from newsletter.paths import sample_data_dir
 from newsletter.runtime import Runtime
 
@@ -29,6 +32,23 @@ def api_token_text(result: object) -> str:
     if isinstance(result, str):
         return result
     return next(item for item in result if isinstance(item, str))  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def held_jobs() -> list[tuple[str, dict[str, Any]]]:
+    """Jobs published after commit, held as a broker holds them before a worker starts."""
+    return []
+
+
+@pytest.fixture
+def runtime(
+    settings: Settings, engine: Engine, held_jobs: list[tuple[str, dict[str, Any]]]
+) -> Runtime:
+    """The test runtime, its jobs published (after commit) into `held_jobs`, not run."""
+    from newsletter.jobs import InProcessJobs
+
+    jobs = InProcessJobs(lambda name, kwargs: held_jobs.append((name, dict(kwargs))))
+    return Runtime(settings, _engine=engine, _jobs=jobs)
 
 
 @pytest.fixture(scope="session")
@@ -141,9 +161,8 @@ def form_csrf(client: TestClient, path: str = "/admin/editions") -> str:
 @pytest.fixture
 def tokens(runtime: Runtime, accounts: dict[str, int]) -> dict[str, str]:
     """Bearer tokens of the admin and the editor."""
-    from newsletter.staff import create_api_token
-
     from newsletter.models import StaffUser
+    from newsletter.staff import create_api_token
 
     with runtime.session() as session:
         return {
