@@ -161,13 +161,15 @@ def form_csrf(client: TestClient, path: str = "/admin/editions") -> str:
 @pytest.fixture
 def tokens(runtime: Runtime, accounts: dict[str, int]) -> dict[str, str]:
     """Bearer tokens of the admin and the editor."""
+    from newsletter import staff as staff_accounts
     from newsletter.models import StaffUser
-    from newsletter.staff import create_api_token
 
     with runtime.session() as session:
         return {
             name: api_token_text(
-                create_api_token(session, session.get(StaffUser, staff_id), f"{name}'s script")
+                staff_accounts.create_api_token(
+                    session, session.get(StaffUser, staff_id), f"{name}'s script"
+                )
             )
             for name, staff_id in accounts.items()
         }
