@@ -102,7 +102,7 @@ def start_workers(env: dict[str, str], count: int, workdir: Path) -> list[subpro
         procs.append(
             subprocess.Popen(
                 [sys.executable, "-m", "newsletter", "worker", "--concurrency", "1",
-                 "--hostname", f"bench{i}@%h"],
+],
                 env=env,
                 cwd=workdir,
                 stdout=log.open("wb"),
