@@ -12,7 +12,7 @@ import enum
 import mailbox
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +23,7 @@ from newsletter.config import Settings
 from newsletter.errors import ConfigError
 
 DEFAULT_TIMEOUT = 30.0
+_MAX_LINE = 8192  # as smtplib
 
 
 class Outcome(enum.StrEnum):
@@ -273,9 +274,34 @@ class SmtpTransport(_TransportBase):
             self._send_lockstep(mail_cmd, batch, start, results)
 
     def _reply(self) -> tuple[int, str]:
-        assert self._smtp is not None
-        code, text = self._smtp.getreply()
-        return code, text.decode("utf-8", "replace")
+        """One reply, read like smtplib.getreply() without its per-line overhead."""
+        smtp = self._smtp
+        assert smtp is not None
+        file = smtp.file
+        if file is None:  # smtplib makes its reader on its first reply
+            code, text = smtp.getreply()
+            return code, text.decode("utf-8", "replace")
+        line = file.readline(_MAX_LINE + 1)
+        if line[3:4] == b" " and line[-2:] == b"\r\n" and len(line) <= _MAX_LINE:
+            try:  # the usual case: one line, "250 2.0.0 Ok\r\n"
+                return int(line[:3]), line[4:-2].decode("utf-8", "replace")
+            except ValueError:
+                pass
+        lines = []
+        while True:
+            if not line:
+                raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+            if len(line) > _MAX_LINE:
+                raise smtplib.SMTPResponseException(500, b"Line too long.")
+            lines.append(line[4:].strip(b" \t\r\n"))
+            if line[3:4] != b"-":
+                break
+            line = file.readline(_MAX_LINE + 1)
+        try:
+            code = int(line[:3])
+        except ValueError:
+            code = -1
+        return code, b"\n".join(lines).decode("utf-8", "replace")
 
     def _send_lockstep(
         self, mail_cmd: bytes, batch: Batch, start: int, results: list[SendResult | None]
@@ -310,26 +336,29 @@ class SmtpTransport(_TransportBase):
         self, mail_cmd: bytes, batch: Batch, start: int, results: list[SendResult | None]
     ) -> None:
         assert self._smtp is not None
-        write = self._smtp.sock.sendall  # type: ignore[union-attr]
-        # Bytes to go out with the next write, and the replies they will produce.
-        pending = b""
+        write = self._writer()
+        # Buffers to go out with the next write (the message itself is never copied), and
+        # the replies they will produce.
+        pending: list[bytes] = []
         final_for: int | None = None  # the message whose end-of-data reply is awaited
         ignored = 0  # replies to RSET and the like
+        reply = self._reply
         for i in range(start, len(batch)):
             rcpt, data = batch[i]
-            write(pending + mail_cmd + b"RCPT TO:<" + rcpt.encode() + b">\r\nDATA\r\n")
+            pending.append(mail_cmd + b"RCPT TO:<" + rcpt.encode() + b">\r\nDATA\r\n")
+            write(pending)
             if final_for is not None:
-                code, text = self._reply()
+                code, text = reply()
                 results[final_for] = SENT if 200 <= code < 300 else _classify(code, text, "data")
                 final_for = None
                 _raise_if_closing(code, text)
             for _ in range(ignored):
-                _raise_if_closing(*self._reply())
+                _raise_if_closing(*reply())
             ignored = 0
             failure: SendResult | None = None
             data_code = 0
             for stage, expected in (("mail", 250), ("rcpt", 250), ("data", 354)):
-                code, text = self._reply()
+                code, text = reply()
                 if stage == "data":
                     data_code = code
                 ok = code == expected or (stage == "rcpt" and code == 251)
@@ -339,20 +368,47 @@ class SmtpTransport(_TransportBase):
                         results[i] = failure
                         raise _Dropped(text)
             if failure is None:
-                pending = data + b".\r\n"
+                pending = [data, b".\r\n"]
                 final_for = i
             else:
                 results[i] = failure
                 # A server that answered 354 anyway gets an empty message it will refuse.
-                pending = (b".\r\n" if data_code == 354 else b"") + b"RSET\r\n"
+                pending = [b".\r\nRSET\r\n" if data_code == 354 else b"RSET\r\n"]
                 ignored = 2 if data_code == 354 else 1
         write(pending)
         if final_for is not None:
-            code, text = self._reply()
+            code, text = reply()
             results[final_for] = SENT if 200 <= code < 300 else _classify(code, text, "data")
             _raise_if_closing(code, text)
         for _ in range(ignored):
-            _raise_if_closing(*self._reply())
+            _raise_if_closing(*reply())
+
+    def _writer(self) -> Callable[[list[bytes]], None]:
+        """A function that writes several buffers at once.
+
+        On a plain socket that is one sendmsg() (scatter-gather): a 50 KB message is not
+        copied to glue the end-of-data mark and the next commands to it. TLS sockets have no
+        sendmsg, so there the buffers are joined.
+        """
+        assert self._smtp is not None
+        sock = self._smtp.sock
+        assert sock is not None
+        if isinstance(sock, ssl.SSLSocket):
+            return lambda buffers: sock.sendall(b"".join(buffers))
+
+        def sendv(buffers: list[bytes]) -> None:
+            sent = sock.sendmsg(buffers)
+            total = sum(map(len, buffers))
+            if sent < total:  # the socket buffer was full: send the rest in order
+                views = [memoryview(b) for b in buffers]
+                for view in views:
+                    if sent >= len(view):
+                        sent -= len(view)
+                        continue
+                    sock.sendall(view[sent:])
+                    sent = 0
+
+        return sendv
 
 
 def _classify(code: int, text: str, stage: str) -> SendResult:

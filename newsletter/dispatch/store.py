@@ -7,7 +7,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import String, case, cast, func, literal, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    any_,
+    bindparam,
+    case,
+    cast,
+    func,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -62,6 +75,15 @@ class Outcomes:
             + sum(map(len, self.failed.values()))
             + sum(map(len, self.retry.values()))
         )
+
+
+def id_in(session: Session, column: ColumnElement[int], ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column = ANY(:ids)` on PostgreSQL: one array parameter, so the statement's text is the
+    same for any number of ids (SQLAlchemy and psycopg cache it; an expanded IN of hundreds of
+    parameters costs more to build and parse than the UPDATE itself). IN on SQLite."""
+    if is_postgresql(session):
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
+    return column.in_(ids)
 
 
 def plan(session: Session, edition_id: int) -> int:
@@ -133,35 +155,45 @@ def claim(
     if is_postgresql(session):
         pick = pick.with_for_update(skip_locked=True)
     # SQLite has a single writer: the UPDATE itself is the lock.
-    claimed = session.execute(
+    claiming = (
         update(D)
         .where(D.c.id.in_(pick.scalar_subquery()))
         .values(status=Q.sending.value, claimed_at=now, attempts=D.c.attempts + 1)
-        .returning(D.c.id, D.c.subscriber_id, D.c.attempts)
-    ).all()
-    if not claimed:
-        return []
-    people = {
-        row.id: row
-        for row in session.execute(
-            select(S.c.id, S.c.email, S.c.name, S.c.languages, S.c.status).where(
-                S.c.id.in_([c.subscriber_id for c in claimed])
+    )
+    if is_postgresql(session):
+        # One round trip: the subscriber's columns come back with the claimed rows.
+        rows = session.execute(
+            claiming.where(S.c.id == D.c.subscriber_id).returning(
+                D.c.id,
+                D.c.subscriber_id,
+                D.c.attempts,
+                S.c.email,
+                S.c.name,
+                S.c.languages,
+                S.c.status,
             )
-        )
-    }
+        ).all()
+        people = {row[1]: row[3:] for row in rows}
+        claimed = [row[:3] for row in rows]
+    else:
+        # SQLite's RETURNING cannot name the FROM table of an UPDATE: a second SELECT.
+        claimed = session.execute(claiming.returning(D.c.id, D.c.subscriber_id, D.c.attempts)).all()
+        if not claimed:
+            return []
+        people = {
+            row[0]: row[1:]
+            for row in session.execute(
+                select(S.c.id, S.c.email, S.c.name, S.c.languages, S.c.status).where(
+                    S.c.id.in_([c[1] for c in claimed])
+                )
+            )
+        }
+    active = SubscriberStatus.active.value
     out = []
-    for delivery_id, subscriber_id, attempts in sorted(claimed):
-        person = people[subscriber_id]
+    for delivery_id, subscriber_id, attempts in sorted(claimed, key=lambda row: row[0]):
+        email, name, languages, status = people[subscriber_id]
         out.append(
-            Claim(
-                delivery_id,
-                subscriber_id,
-                attempts,
-                person.email,
-                person.name,
-                person.languages,
-                person.status == SubscriberStatus.active,
-            )
+            Claim(delivery_id, subscriber_id, attempts, email, name, languages, status == active)
         )
     return out
 
@@ -186,7 +218,7 @@ def record(
     if outcomes.sent:
         session.execute(
             update(D)
-            .where(D.c.id.in_(outcomes.sent))
+            .where(id_in(session, D.c.id, outcomes.sent))
             .values(
                 status=Q.sent.value,
                 sent_at=now,
@@ -198,18 +230,20 @@ def record(
     if outcomes.skipped:
         session.execute(
             update(D)
-            .where(D.c.id.in_(outcomes.skipped))
+            .where(id_in(session, D.c.id, outcomes.skipped))
             .values(status=Q.skipped.value, last_error="subscriber no longer active")
         )
     for reply, ids in outcomes.failed.items():
         session.execute(
-            update(D).where(D.c.id.in_(ids)).values(status=Q.failed.value, last_error=reply)
+            update(D)
+            .where(id_in(session, D.c.id, ids))
+            .values(status=Q.failed.value, last_error=reply)
         )
     for (attempts, reply), ids in outcomes.retry.items():
         gave_up = attempts >= max_attempts
         session.execute(
             update(D)
-            .where(D.c.id.in_(ids))
+            .where(id_in(session, D.c.id, ids))
             .values(
                 status=Q.failed.value if gave_up else Q.queued.value,
                 claimed_at=None,
@@ -218,7 +252,9 @@ def record(
             )
         )
     if still_claimed:
-        session.execute(update(D).where(D.c.id.in_(still_claimed)).values(claimed_at=now))
+        session.execute(
+            update(D).where(id_in(session, D.c.id, still_claimed)).values(claimed_at=now)
+        )
     touch(session, edition_id, now)
 
 
