@@ -94,22 +94,21 @@ def newsletter(env: dict[str, str], *args: str, cwd: Path) -> subprocess.Complet
 
 
 def start_workers(env: dict[str, str], count: int, workdir: Path) -> list[subprocess.Popen[bytes]]:
-    """`count` worker processes, each running one task at a time, and wait until all are ready."""
+    """`count` single-process workers (Celery's solo pool); returns once all are ready."""
     procs, logs = [], []
     for i in range(count):
         log = workdir / f"worker{i}.log"
         logs.append(log)
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "newsletter", "worker", "--concurrency", "1",
-],
+                [sys.executable, "-m", "newsletter", "worker", "--concurrency", "1"],
                 env=env,
                 cwd=workdir,
                 stdout=log.open("wb"),
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        )  # fmt: skip
+        )
 
     def ready() -> bool:
         for proc, log in zip(procs, logs, strict=True):
