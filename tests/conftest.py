@@ -138,6 +138,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
+def env_for():  # type: ignore[no-untyped-def]
+    """settings_env for tests that start their own subprocesses (workers, beat)."""
+    return settings_env
+
+
+@pytest.fixture
 def cli(settings: Settings, engine: Engine, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Run the real `newsletter` entry point in a subprocess with the test's settings."""
 

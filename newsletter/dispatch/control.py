@@ -11,7 +11,7 @@ from newsletter.config import Settings
 from newsletter.dispatch import store
 from newsletter.dispatch.planning import edition_for_update, enqueue_batches
 from newsletter.dispatch.states import move
-from newsletter.errors import NotFound
+from newsletter.errors import IllegalTransition, NotFound
 from newsletter.jobs import Jobs
 from newsletter.models import DeliveryStatus, Edition, EditionStatus, utcnow
 
@@ -68,6 +68,8 @@ def resume(
     """Sending again; with jobs given, the remaining batches are enqueued at once
     (otherwise the next beat tick finds them)."""
     edition = edition_for_update(session, week)
+    if edition.status is not EditionStatus.paused:
+        raise IllegalTransition(f"edition {edition.week} is {edition.status}, not paused")
     move(edition, EditionStatus.sending)
     now = utcnow()
     edition.updated_at = now

@@ -104,6 +104,7 @@ def plan(session: Session, edition_id: int) -> int:
         insert(D)
         .from_select(["edition_id", "subscriber_id", "status", "attempts"], active)
         .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+        .execution_options(preserve_rowcount=True)
     )
     return session.execute(stmt).rowcount or 0
 
