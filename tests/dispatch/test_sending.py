@@ -1,0 +1,212 @@
+"""Sending in-process over real SMTP (aiosmtpd) and into the Maildir outbox."""
+
+from __future__ import annotations
+
+import mailbox
+import time
+from dataclasses import replace
+from email import message_from_bytes
+
+import pytest
+from dispatch_kit import WEEK, active_languages, free_port
+from sqlalchemy import select
+
+from newsletter import dispatch
+from newsletter.errors import IllegalTransition
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Edition,
+    EditionStatus,
+    EventSource,
+    Subscriber,
+    SubscriberStatus,
+)
+from newsletter.runtime import Runtime
+
+
+@pytest.fixture
+def smtp_runtime(settings, engine, smtp_server):  # type: ignore[no-untyped-def]
+    url, handler = smtp_server
+    return Runtime(replace(settings, smtp_url=url), _engine=engine), handler
+
+
+def _send(runtime: Runtime, jobs=None):  # type: ignore[no-untyped-def]
+    with runtime.session() as session:
+        return dispatch.start_send(session, runtime.settings, WEEK, jobs=jobs or runtime.jobs)
+
+
+def _finish(runtime: Runtime, timeout: float = 30) -> dispatch.Progress:
+    """What beat does, at test speed: tick until the edition is no longer sending."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with runtime.session() as session:
+            dispatch.tick(session, runtime.settings, runtime.jobs, idle_after=0)
+        with runtime.session() as session:
+            p = dispatch.progress(session, WEEK)
+        if p.status is not EditionStatus.sending:
+            return p
+        time.sleep(0.2)
+    raise AssertionError(f"still sending: {p}")
+
+
+def test_full_send_reaches_every_active_reader_once(smtp_runtime, edition, readers) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: every active reader gets one email in their languages; nobody else gets one."""
+    runtime, handler = smtp_runtime
+    readers(45)  # three readers per ordered language set
+    readers(2, status=SubscriberStatus.pending, prefix="pending")
+    readers(2, status=SubscriberStatus.unsubscribed, prefix="gone")
+    readers(1, status=SubscriberStatus.bounced, prefix="bounced")
+    _send(runtime)
+    with runtime.session() as session:
+        expected = active_languages(session)
+        done = session.scalar(select(Edition).where(Edition.week == WEEK))
+        ids = dict(session.execute(select(Delivery.subscriber_id, Delivery.message_id)).all())
+        emails = dict(session.execute(select(Subscriber.id, Subscriber.email)).all())
+    received = handler.by_recipient()
+    assert sorted(received) == sorted(expected)
+    for email, copies in received.items():
+        assert len(copies) == 1, email
+        message = message_from_bytes(copies[0])
+        assert message["Content-Language"] == expected[email].replace(",", ", ")
+        assert message["List-Unsubscribe"].startswith("<https://news.example.org/unsubscribe/")
+    by_email = {emails[sid]: mid for sid, mid in ids.items()}
+    assert all(message_from_bytes(received[e][0])["Message-ID"] == by_email[e] for e in expected)
+    assert (done.status, done.sent_count, done.failed_count) == (EditionStatus.sent, 45, 0)
+    with runtime.session() as session, pytest.raises(IllegalTransition):
+        dispatch.start_send(session, runtime.settings, WEEK, jobs=runtime.jobs)
+    assert sum(map(len, handler.by_recipient().values())) == 45
+
+
+def test_refused_recipient_fails_and_bounces(smtp_runtime, edition, readers) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: a 550 fails that delivery and bounces the reader; the others go out."""
+    runtime, handler = smtp_runtime
+    people = readers(10)
+    handler.fail_with[people[3].email] = "550 5.1.1 no such user"
+    _send(runtime)
+    with runtime.session() as session:
+        p = dispatch.progress(session, WEEK)
+        bounced = session.get(Subscriber, people[3].id)
+        failed = session.scalar(select(Delivery).where(Delivery.subscriber_id == people[3].id))
+    assert (p.status, p.sent, p.failed) == (EditionStatus.sent, 9, 1)
+    assert bounced.status is SubscriberStatus.bounced
+    assert failed.status is DeliveryStatus.failed and failed.last_error.startswith("550")
+    assert people[3].email not in handler.by_recipient()
+
+
+def test_server_saying_try_later_then_recovering(smtp_runtime, edition, readers) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: the server answers 421 for a while; the send finishes once it recovers."""
+    runtime, handler = smtp_runtime
+    readers(30)
+    handler.fail_all_with = "421 4.3.0 try again later"
+    _send(runtime)
+    with runtime.session() as session:
+        p = dispatch.progress(session, WEEK)
+    assert (p.status, p.sent, p.queued) == (EditionStatus.sending, 0, 30)
+    handler.fail_all_with = None
+    p = _finish(runtime)
+    assert (p.status, p.sent) == (EditionStatus.sent, 30)
+    assert all(len(c) == 1 for c in handler.by_recipient().values())
+
+
+def test_server_down_then_back(settings, engine, smtp_server, edition, readers) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: no SMTP server at first (connection refused); it comes back and all go out."""
+    from aiosmtpd.controller import Controller
+
+    _, handler = smtp_server
+    port = free_port()
+    runtime = Runtime(replace(settings, smtp_url=f"smtp://127.0.0.1:{port}"), _engine=engine)
+    readers(20)
+    _send(runtime)
+    with runtime.session() as session:
+        assert dispatch.progress(session, WEEK).queued == 20
+    controller = Controller(type(handler)(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        p = _finish(runtime)
+        assert (p.status, p.sent) == (EditionStatus.sent, 20)
+        assert len(controller.handler.by_recipient()) == 20
+    finally:
+        controller.stop()
+
+
+def test_unsubscribe_between_planning_and_sending(
+    smtp_runtime, edition, readers, recording_jobs
+) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: a reader who unsubscribes after planning is skipped, not mailed."""
+    from newsletter.subscriptions import unsubscribe
+
+    runtime, handler = smtp_runtime
+    people = readers(8)
+    _send(runtime, recording_jobs)
+    with runtime.session() as session:
+        unsubscribe(session, people[5].id, source=EventSource.link)
+    for _, kwargs in recording_jobs.published:
+        dispatch.send_batch(runtime.sessions, runtime.settings, runtime.transport, **kwargs)
+    with runtime.session() as session:
+        p = dispatch.progress(session, WEEK)
+    assert (p.status, p.sent, p.skipped) == (EditionStatus.sent, 7, 1)
+    assert people[5].email not in handler.by_recipient()
+
+
+def test_pause_resume_cancel(smtp_runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: paused sends nothing, resumed sends again, cancelled skips the rest."""
+    runtime, handler = smtp_runtime
+    readers(60)
+    _send(runtime, recording_jobs)  # three batches of 25, 25, 10
+    with runtime.session() as session:
+        dispatch.pause(session, WEEK)
+    for _, kwargs in recording_jobs.published:
+        dispatch.send_batch(runtime.sessions, runtime.settings, runtime.transport, **kwargs)
+    assert handler.messages == []
+    resumed = type(recording_jobs)()
+    with runtime.session() as session:
+        dispatch.resume(session, WEEK, settings=runtime.settings, jobs=resumed)
+    first = resumed.published[0][1]
+    dispatch.send_batch(runtime.sessions, runtime.settings, runtime.transport, **first)
+    with runtime.session() as session:
+        assert dispatch.progress(session, WEEK).sent == 25
+        dispatch.cancel(session, WEEK)
+    for _, kwargs in resumed.published[1:]:
+        dispatch.send_batch(runtime.sessions, runtime.settings, runtime.transport, **kwargs)
+    with runtime.session() as session:
+        p = dispatch.progress(session, WEEK)
+    assert (p.status, p.sent, p.skipped, p.queued) == (EditionStatus.cancelled, 25, 35, 0)
+    assert len(handler.messages) == 25
+
+
+def test_rate_limit(settings, engine, smtp_server, edition, readers) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: NEWSLETTER_RATE_LIMIT=20 makes 20 messages take about a second."""
+    url, handler = smtp_server
+    runtime = Runtime(replace(settings, smtp_url=url, rate_limit=20.0), _engine=engine)
+    readers(21)
+    started = time.monotonic()
+    _send(runtime)
+    assert time.monotonic() - started >= 0.95
+    assert len(handler.messages) == 21
+
+
+def test_maildir_outbox_send(runtime, edition, readers) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: with no SMTP URL the edition lands in the Maildir outbox, one per reader."""
+    readers(15)
+    _send(runtime)
+    box = mailbox.Maildir(runtime.settings.outbox, create=False)
+    recipients = sorted(m["Delivered-To"] for m in box)
+    assert recipients == sorted(f"reader{i}@example.org" for i in range(15))
+    assert {m["To"].split("<")[-1].rstrip(">") for m in box} == set(recipients)
+
+
+def test_test_copies(smtp_runtime, edition, readers) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: --test-to sends one copy per language set held, and records no delivery."""
+    runtime, handler = smtp_runtime
+    readers(3)  # be; ru; en
+    with runtime.session() as session:
+        sets = dispatch.send_test(
+            session, runtime.settings, WEEK, "staff@example.org", runtime.transport
+        )
+    assert sets == [("be",), ("en",), ("ru",)]
+    copies = handler.by_recipient()["staff@example.org"]
+    assert sorted(message_from_bytes(c)["Content-Language"] for c in copies) == ["be", "en", "ru"]
+    with runtime.session() as session:
+        p = dispatch.progress(session, WEEK)
+    assert (p.status, p.total) == (EditionStatus.draft, 0)
