@@ -29,6 +29,9 @@ def create_app(settings: Settings, *, tick_every: float = TICK_EVERY) -> Celery:
         result_backend=None,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
+        # A batch in progress keeps going when the broker goes away: the database, not the
+        # broker, knows what was sent, and the tick re-enqueues what the broker forgot.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         task_send_sent_event=False,

@@ -71,6 +71,17 @@ class Pacer:
         self.next_at = max(self.next_at, now) + count * self.interval
 
 
+_pacers: dict[float | None, Pacer] = {}
+
+
+def pacer_for(rate: float | None) -> Pacer:
+    """One pacer per process: the cap holds across the batches a worker runs."""
+    pacer = _pacers.get(rate)
+    if pacer is None:
+        pacer = _pacers[rate] = Pacer(rate)
+    return pacer
+
+
 @lru_cache(maxsize=4)
 def signer_for(secret_key: str) -> Any:
     from newsletter.tokens import TokenSigner
@@ -85,20 +96,30 @@ def message_id_suffix(settings: Settings, edition_id: int) -> str:
     return f".{tag.hexdigest()[:12]}@{domain}>"
 
 
-# (edition id, language set) -> the variant prepared once in this process.
-_variants: dict[tuple[int, tuple[str, ...]], MessageTemplate] = {}
+# Language set -> the variant prepared once in this process, for the edition in _variants_of.
+_variants: dict[tuple[str, ...], MessageTemplate] = {}
+_variants_of: list[Any] = [None]
 
 
 def variants_for(
-    sessions: sessionmaker[Session], settings: Settings, edition_id: int, sets: set[tuple[str, ...]]
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    edition_key: tuple[Any, ...],
+    sets: set[tuple[str, ...]],
 ) -> dict[tuple[str, ...], MessageTemplate]:
-    """Each language set is rendered and inlined once per process, then only substituted."""
-    missing = {s for s in sets if (edition_id, s) not in _variants}
+    """Each language set is rendered and inlined once per process, then only substituted.
+
+    `edition_key` names the edition and the settings it is rendered with; one at a time is
+    kept, so memory stays flat however many editions a worker sends.
+    """
+    if _variants_of[0] != edition_key:
+        _variants.clear()
+        _variants_of[0] = edition_key
+    missing = sets - _variants.keys()
     if missing:
         from newsletter.messages import prepare_edition_messages
 
-        if any(key[0] != edition_id for key in _variants):
-            _variants.clear()  # one edition at a time keeps memory flat
+        edition_id = edition_key[0]
         with sessions() as session:
             edition = session.get(Edition, edition_id)
             assert edition is not None
@@ -110,8 +131,8 @@ def variants_for(
                 fallback_language=edition.fallback_language,
             )
         for langs, template in prepared.items():
-            _variants[(edition_id, tuple(langs))] = template
-    return {s: _variants[(edition_id, s)] for s in sets}
+            _variants[tuple(langs)] = template
+    return {s: _variants[s] for s in sets}
 
 
 def send_batch(
@@ -126,16 +147,24 @@ def send_batch(
 ) -> BatchReport:
     """Send the queued deliveries of one id range while the edition is sending."""
     report = BatchReport()
-    pacer = Pacer(settings.rate_limit)
+    pacer = pacer_for(settings.rate_limit)
+    edition_key: tuple[Any, ...] | None = None
     try:
         while True:
             with sessions.begin() as session:
-                if _status(session, edition_id) is not EditionStatus.sending:
+                edition = session.get(Edition, edition_id, populate_existing=True)
+                if edition is None or edition.status is not EditionStatus.sending:
                     break
+                edition_key = edition_key or (
+                    edition.id,
+                    edition.week,
+                    edition.created_at,
+                    settings,
+                )
                 claims = store.claim(session, edition_id, first_id, last_id, CLAIM_SIZE, now())
             if not claims:
                 break
-            _send_claims(sessions, settings, transport, edition_id, claims, report, pacer, now)
+            _send_claims(sessions, settings, transport, edition_key, claims, report, pacer, now)
     finally:
         transport.close()
     with sessions.begin() as session:
@@ -156,7 +185,7 @@ def _send_claims(
     sessions: sessionmaker[Session],
     settings: Settings,
     transport: Transport,
-    edition_id: int,
+    edition_key: tuple[Any, ...],
     claims: Sequence[Claim],
     report: BatchReport,
     pacer: Pacer,
@@ -164,8 +193,9 @@ def _send_claims(
 ) -> None:
     active = [c for c in claims if c.active]
     outcomes = Outcomes(skipped=[c.delivery_id for c in claims if not c.active])
+    edition_id = edition_key[0]
     templates = variants_for(
-        sessions, settings, edition_id, {tuple(c.languages.split(",")) for c in active}
+        sessions, settings, edition_key, {tuple(c.languages.split(",")) for c in active}
     )
     from newsletter.messages import Recipient
 

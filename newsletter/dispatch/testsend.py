@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from email.utils import make_msgid, parseaddr
 
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter import links
@@ -38,9 +38,9 @@ def send_test(
         raise NotFound(f"no edition for week {week}")
     if language_sets is None:
         held = session.scalars(
-            select(distinct(Subscriber.languages)).where(
-                Subscriber.status == SubscriberStatus.active
-            )
+            select(Subscriber.languages)
+            .distinct()
+            .where(Subscriber.status == SubscriberStatus.active)
         ).all()
         sets = sorted(tuple(s.split(",")) for s in held) or [(lang,) for lang in edition.languages]
     else:

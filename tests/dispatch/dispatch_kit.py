@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,14 +41,15 @@ def add_readers(
     *,
     status: SubscriberStatus = SubscriberStatus.active,
     prefix: str = "reader",
+    sets: Sequence[tuple[str, ...]] = LANGUAGE_SETS,
 ) -> list[Subscriber]:
-    """`count` subscribers cycling through all 15 ordered language sets."""
+    """`count` subscribers cycling through `sets` (default: all 15 ordered language sets)."""
     now = utcnow()
     people = [
         Subscriber(
             email=f"{prefix}{i}@example.org",
             name=f"Reader {i}" if i % 2 else None,
-            languages=format_languages(LANGUAGE_SETS[i % len(LANGUAGE_SETS)]),
+            languages=format_languages(sets[i % len(sets)]),
             status=status,
             confirmed_at=now if status is SubscriberStatus.active else None,
         )
@@ -168,7 +169,7 @@ class WorkerProcess:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(15)
+                self.process.wait(1)
             except subprocess.TimeoutExpired:
                 self.kill()
 
