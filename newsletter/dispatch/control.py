@@ -72,7 +72,8 @@ def resume(
         raise IllegalTransition(f"edition {edition.week} is {edition.status}, not paused")
     move(edition, EditionStatus.sending)
     now = utcnow()
-    edition.updated_at = now
+    # No task holds the edition now: say so, and the next tick enqueues what is left.
+    edition.updated_at = store.IDLE if jobs is None else now
     queued_again = (
         jobs is not None
         and settings is not None

@@ -259,6 +259,10 @@ def record(
     touch(session, edition_id, now)
 
 
+# A heartbeat that says "no task holds this edition": the next tick enqueues its batches.
+IDLE = datetime(2000, 1, 1, tzinfo=UTC)
+
+
 def touch(session: Session, edition_id: int, now: datetime) -> None:
     """The edition's heartbeat: the tick leaves an edition alone while workers touch it."""
     session.execute(update(E).where(E.c.id == edition_id).values(updated_at=now))
