@@ -66,19 +66,10 @@ def render_preview(
     fallback_language: str | None = None,
 ) -> Preview:
     """The email one set of languages receives, rendered by the same code as a real send."""
-    from newsletter.messages import Recipient, prepare_edition_messages
+    from newsletter.messages import preview_message
 
-    templates = prepare_edition_messages(
-        session, settings, edition, [languages], fallback_language=fallback_language
-    )
-    template = templates[languages]
-    raw = template.render(
-        Recipient(
-            email="preview@example.invalid",
-            name=None,
-            unsubscribe_url=f"{settings.base_url}/unsubscribe/preview",
-            message_id=f"<preview.{edition.week}@{settings.base_host}>",
-        )
+    raw = preview_message(
+        session, settings, edition, languages, fallback_language=fallback_language
     )
     message = email.message_from_bytes(raw, policy=email.policy.default)
     html = text = ""
@@ -87,7 +78,7 @@ def render_preview(
             html = part.get_content()  # type: ignore[attr-defined]
         elif part.get_content_type() == "text/plain" and not text:
             text = part.get_content()  # type: ignore[attr-defined]
-    return Preview(subject=str(message["Subject"] or template.subject), html=html, text=text)
+    return Preview(subject=str(message["Subject"] or ""), html=html, text=text)
 
 
 @router.get("/")

@@ -179,3 +179,53 @@ def test_statistics_count_subscribers_and_editions(
     assert "<td>2020-W05</td><td>sent</td><td>0</td><td>0</td><td>0</td><td>3</td><td>1</td>" in (
         table("per-edition")
     )
+
+
+def test_subscriber_search_and_history(admin_client: TestClient, runtime: Runtime, h: Any) -> None:
+    """An admin finds a subscriber by part of the address, reads their events, unsubscribes."""
+    from newsletter.subscriptions import add_subscriber, confirm
+
+    with runtime.session() as session:
+        found = add_subscriber(session, "k", "Olga.K@example.org", "ru,en", name="Ольга")
+        confirm(session, found.id)
+        add_subscriber(session, "k", "someone@example.org", "be", confirmed=True)
+        target = found.id
+    page = admin_client.get("/admin/subscribers?q=OLGA")
+    assert page.status_code == 200
+    assert "olga.k@example.org" in page.text and "someone@example.org" not in page.text
+    assert "1 found." in page.text
+    assert "2 found." in admin_client.get("/admin/subscribers?q=example&status=active").text
+    assert "0 found." in admin_client.get("/admin/subscribers?q=%25").text  # % is literal
+    detail = admin_client.get(f"/admin/subscribers/{target}")
+    assert detail.status_code == 200
+    assert "Ольга" in detail.text
+    assert "added" in detail.text and "confirmed" in detail.text
+    response = admin_client.post(
+        f"/admin/subscribers/{target}/unsubscribe", data={"csrf_token": h.csrf_of(detail.text)}
+    )
+    assert response.status_code == 303
+    after = admin_client.get(f"/admin/subscribers/{target}").text
+    assert "unsubscribed" in after and "staff" in after
+    assert admin_client.get("/admin/subscribers/987654").status_code == 404
+
+
+def test_admin_adds_a_staff_account(admin_client: TestClient, make_client: Any, h: Any) -> None:
+    """An admin adds an editor on the staff page, who can then log in."""
+    token = h.form_csrf(admin_client, "/admin/staff")
+    response = admin_client.post(
+        "/admin/staff",
+        data={
+            "csrf_token": token,
+            "name": "newbie",
+            "password": "long enough pw",
+            "role": "editor",
+        },
+    )
+    assert response.status_code == 303
+    assert "newbie" in admin_client.get("/admin/staff").text
+    taken = admin_client.post(
+        "/admin/staff",
+        data={"csrf_token": token, "name": "newbie", "password": "long enough pw", "role": "admin"},
+    )
+    assert taken.status_code == 409
+    h.log_in(make_client(), "newbie", "long enough pw")

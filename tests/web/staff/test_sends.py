@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from newsletter.models import Edition, EditionStatus, Subscriber, SubscriberStatus
@@ -155,3 +156,61 @@ def test_sends_through_the_api(
         assert response.status_code == status, body_json
     assert client.post("/api/sends/2031-W01", headers=auth, json={}).status_code == 404
     assert client.get("/api/sends/2020-W05").status_code == 401
+
+
+def outbox_messages(runtime: Runtime) -> list[Any]:
+    import mailbox
+
+    folder = runtime.settings.outbox
+    return list(mailbox.Maildir(folder, create=False)) if folder.exists() else []
+
+
+def test_test_send_from_the_staff_area_and_the_api(
+    editor_client: TestClient,
+    client: TestClient,
+    tokens: dict[str, str],
+    runtime: Runtime,
+    edition: Any,
+    h: Any,
+) -> None:
+    """A test email goes to the given address (the outbox), from the page and the API."""
+    pytest.importorskip("newsletter.messages")
+    token = h.form_csrf(editor_client, "/admin/editions/2020-W05")
+    page = editor_client.post(
+        "/admin/editions/2020-W05/test", data={"csrf_token": token, "to": "editor@example.org"}
+    )
+    assert page.status_code == 200, page.text
+    assert "went to editor@example.org" in page.text
+    assert all(m["To"].endswith("editor@example.org") for m in outbox_messages(runtime))
+    bad = editor_client.post(
+        "/admin/editions/2020-W05/test", data={"csrf_token": token, "to": "nobody"}
+    )
+    assert bad.status_code == 422
+    auth = {"Authorization": f"Bearer {tokens['erin']}"}
+    response = client.post("/api/sends/2020-W05/test", headers=auth, json={"to": "me@example.org"})
+    assert response.status_code == 200, response.text
+    assert len(outbox_messages(runtime)) >= 2
+    assert edition_row(runtime).status == EditionStatus.draft  # a test is not a send
+
+
+def test_a_send_started_by_the_api_reaches_every_reader(
+    client: TestClient,
+    tokens: dict[str, str],
+    runtime: Runtime,
+    edition: Any,
+    held_jobs: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Started through the API and run by the worker, the send mails each reader once."""
+    pytest.importorskip("newsletter.messages")
+    from newsletter.jobs import run_job
+
+    add_readers(runtime)
+    auth = {"Authorization": f"Bearer {tokens['erin']}"}
+    assert client.post("/api/sends/2020-W05", headers=auth, json={}).status_code == 202
+    while held_jobs:  # the worker starts and drains the queue
+        name, kwargs = held_jobs.pop(0)
+        run_job(runtime, name, kwargs)
+    progress = client.get("/api/sends/2020-W05", headers=auth).json()
+    assert (progress["status"], progress["sent"], progress["percent"]) == ("sent", 3, 100.0)
+    recipients = sorted(m["To"] for m in outbox_messages(runtime))
+    assert recipients == [f"reader{i}@example.org" for i in range(3)]
