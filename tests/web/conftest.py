@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import mailbox
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -113,3 +119,71 @@ class State:
 @pytest.fixture
 def state(runtime: Runtime) -> State:
     return State(runtime)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a subprocess these settings (as tests/conftest.py does)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        NEWSLETTER_DATABASE_URL=settings.database_url,
+        NEWSLETTER_SECRET_KEY=settings.secret_key,
+        NEWSLETTER_OUTBOX=str(settings.outbox),
+        NEWSLETTER_BASE_URL=settings.base_url,
+        NEWSLETTER_FROM=settings.from_address,
+        NEWSLETTER_TIMEZONE=settings.timezone,
+    )
+    return env
+
+
+class Server:
+    """`newsletter serve` in a subprocess on a free port: the app as a deployment runs it."""
+
+    def __init__(self, run_env: dict[str, str], port: int, cwd: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
+            env=run_env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise RuntimeError(f"newsletter serve exited: {output}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("newsletter serve did not come up in 30 s")
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            out, _ = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+        return out.decode(errors="replace") if out else ""
+
+
+@pytest.fixture
+def serve(settings: Settings, engine: Engine, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Start `newsletter serve` with the test's settings plus overrides; stopped afterwards.
+
+    serve(port, **env) -> Server; the base URL should name that port so links work."""
+    servers: list[Server] = []
+
+    def start(port: int, **env: str) -> Server:
+        full = settings_env(settings)
+        full.update(env)
+        server = Server(full, port, tmp_path)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
