@@ -71,6 +71,7 @@ def resume(
     if edition.status is not EditionStatus.paused:
         raise IllegalTransition(f"edition {edition.week} is {edition.status}, not paused")
     move(edition, EditionStatus.sending)
+    edition.waiting_reason = None
     now = utcnow()
     # No task holds the edition now: say so, and the next tick enqueues what is left.
     edition.updated_at = store.IDLE if jobs is None else now

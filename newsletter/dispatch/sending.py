@@ -23,6 +23,7 @@ from newsletter import links
 from newsletter.config import Settings
 from newsletter.dispatch import store
 from newsletter.dispatch.store import Claim, Outcomes
+from newsletter.errors import EditionIncomplete
 from newsletter.models import Edition, EditionStatus, utcnow
 from newsletter.transport import Outcome, SendResult, Transport
 
@@ -194,9 +195,16 @@ def _send_claims(
     active = [c for c in claims if c.active]
     outcomes = Outcomes(skipped=[c.delivery_id for c in claims if not c.active])
     edition_id = edition_key[0]
-    templates = variants_for(
-        sessions, settings, edition_key, {tuple(c.languages.split(",")) for c in active}
-    )
+    try:
+        templates = variants_for(
+            sessions, settings, edition_key, {tuple(c.languages.split(",")) for c in active}
+        )
+    except EditionIncomplete as exc:
+        # Edited into an unsendable state mid-send: hand the claims back and let staff decide.
+        with sessions.begin() as session:
+            store.release(session, [c.delivery_id for c in claims])
+            store.hold(session, edition_id, str(exc), now())
+        return
     from newsletter.messages import Recipient
 
     signer = signer_for(settings.secret_key)

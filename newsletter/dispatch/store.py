@@ -268,6 +268,24 @@ def touch(session: Session, edition_id: int, now: datetime) -> None:
     session.execute(update(E).where(E.c.id == edition_id).values(updated_at=now))
 
 
+def release(session: Session, delivery_ids: Sequence[int]) -> None:
+    """Give claims back untried: queued again, the attempt not counted."""
+    session.execute(
+        update(D)
+        .where(id_in(session, D.c.id, delivery_ids), D.c.status == Q.sending.value)
+        .values(status=Q.queued.value, claimed_at=None, attempts=D.c.attempts - 1)
+    )
+
+
+def hold(session: Session, edition_id: int, reason: str, now: datetime) -> None:
+    """Pause a sending edition that cannot go on, saying why (staff resume it)."""
+    session.execute(
+        update(E)
+        .where(E.c.id == edition_id, E.c.status == EditionStatus.sending.value)
+        .values(status=EditionStatus.paused.value, waiting_reason=reason, updated_at=now)
+    )
+
+
 def requeue_stale(
     session: Session, edition_ids: Iterable[int], cutoff: datetime, max_attempts: int
 ) -> int:

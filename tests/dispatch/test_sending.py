@@ -213,3 +213,61 @@ def test_test_copies(smtp_runtime, edition, readers) -> None:  # type: ignore[no
     with runtime.session() as session:
         p = dispatch.progress(session, WEEK)
     assert (p.status, p.total) == (EditionStatus.draft, 0)
+
+
+def test_confirmation_job(smtp_runtime) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: the send_confirmation job mails a working confirm link to a pending reader
+    only; a server saying "try later" makes the job retry (TemporaryDeliveryError)."""
+    import re
+
+    from newsletter.errors import TemporaryDeliveryError
+    from newsletter.jobs import run_job
+    from newsletter.subscriptions import add_subscriber
+    from newsletter.tokens import TokenPurpose, TokenSigner
+
+    runtime, handler = smtp_runtime
+    key = runtime.settings.secret_key
+    with runtime.session() as session:
+        pending = add_subscriber(session, key, "new@example.org", ("ru", "en"), confirmed=False)
+        active = add_subscriber(session, key, "old@example.org", ("be",), confirmed=True)
+    run_job(runtime, "send_confirmation", {"subscriber_id": pending.id})
+    run_job(runtime, "send_confirmation", {"subscriber_id": active.id})
+    [copy] = handler.by_recipient()["new@example.org"]
+    assert list(handler.by_recipient()) == ["new@example.org"]
+    message = message_from_bytes(copy)
+    body = b"".join(
+        part.get_payload(decode=True) for part in message.walk() if not part.is_multipart()
+    ).decode()
+    token = re.search(r"https://news\.example\.org/confirm/([\w-]+)", body).group(1)
+    assert TokenSigner(key).read(token, TokenPurpose.confirm).subscriber_id == pending.id
+
+    handler.fail_all_with = "421 4.3.0 try later"
+    with pytest.raises(TemporaryDeliveryError):
+        run_job(runtime, "send_confirmation", {"subscriber_id": pending.id})
+
+
+def test_edition_made_incomplete_mid_send_is_held(
+    smtp_runtime, edition, readers, recording_jobs
+) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: a translation deleted after planning pauses the send with the reason; nobody
+    gets a broken email, and resuming with a fallback language finishes it."""
+    from newsletter.models import ArticleTranslation
+
+    runtime, handler = smtp_runtime
+    readers(5)
+    _send(runtime, recording_jobs)
+    with runtime.session() as session:
+        missing = session.scalars(select(ArticleTranslation).where(ArticleTranslation.lang == "ru"))
+        session.delete(next(iter(missing)))
+    for _, kwargs in recording_jobs.published:
+        dispatch.send_batch(runtime.sessions, runtime.settings, runtime.transport, **kwargs)
+    with runtime.session() as session:
+        held = session.scalar(select(Edition).where(Edition.week == WEEK))
+        assert held.status is EditionStatus.paused and "ru" in held.waiting_reason
+        assert dispatch.progress(session, WEEK).queued == 5
+        held.fallback_language = "en"
+    assert handler.messages == []
+    with runtime.session() as session:
+        dispatch.resume(session, WEEK, settings=runtime.settings, jobs=runtime.jobs)
+    with runtime.session() as session:
+        assert dispatch.progress(session, WEEK).sent == 5
