@@ -147,7 +147,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 output = self.process.stdout.read().decode() if self.process.stdout else ""
@@ -158,7 +158,7 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("newsletter serve did not come up in 30 s")
+        raise RuntimeError("newsletter serve did not come up in 60 s")
 
     def stop(self) -> str:
         self.process.terminate()

@@ -8,10 +8,23 @@ import pytest
 
 @pytest.mark.slow
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_serve_answers_pages_and_health(serve, free_tcp_port: int) -> None:  # type: ignore[no-untyped-def]
-    """Scenario: an operator starts `newsletter serve`; health, pages and headers are right."""
-    server = serve(free_tcp_port, NEWSLETTER_BASE_URL=f"http://127.0.0.1:{free_tcp_port}")
-    with httpx.Client(base_url=server.url, timeout=10) as http:
+def test_serve_behind_a_proxy(serve, free_tcp_port: int) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: an operator starts `newsletter serve` behind a proxy on 127.0.0.1: health,
+    pages and headers are right, and each client is limited by its own forwarded address."""
+    server = serve(
+        free_tcp_port,
+        NEWSLETTER_BASE_URL=f"http://127.0.0.1:{free_tcp_port}",
+        FORWARDED_ALLOW_IPS="127.0.0.1",
+    )
+
+    def subscribe(http: httpx.Client, n: int, client_ip: str) -> httpx.Response:
+        return http.post(
+            "/en/subscribe",
+            data={"email": f"r{n}@example.org", "languages": ["en"]},
+            headers={"X-Forwarded-For": client_ip, "X-Forwarded-Proto": "https"},
+        )
+
+    with httpx.Client(base_url=server.url, timeout=30) as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         root = http.get("/", headers={"Accept-Language": "ru,en;q=0.5"})
         assert (root.status_code, root.headers["location"]) == (302, "/ru/")
@@ -20,13 +33,12 @@ def test_serve_answers_pages_and_health(serve, free_tcp_port: int) -> None:  # t
         assert "Подпишитесь на нашу рассылку" in page.text
         assert page.headers["x-frame-options"] == "DENY"
         assert "server" not in page.headers  # no version banner
-        subscribed = http.post(
-            "/en/subscribe",
-            data={"email": "cli@example.org", "languages": ["en"]},
-            headers={"X-Forwarded-For": "203.0.113.9"},
-        )
-        assert subscribed.status_code == 200
-        assert "Almost done" in subscribed.text
+        first = subscribe(http, 0, "203.0.113.7")
+        assert first.status_code == 200
+        assert "Almost done" in first.text
+        codes = [subscribe(http, n, "203.0.113.7").status_code for n in range(1, 11)]
+        assert codes == [200] * 9 + [429]  # 10 per client address and hour
+        assert subscribe(http, 99, "198.51.100.20").status_code == 200  # another client
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
