@@ -14,7 +14,7 @@ from newsletter.paths import sample_data_dir
 SAMPLE = sample_data_dir() / "2020-W05.yaml"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def sample_path() -> Path:
     return SAMPLE
 
@@ -35,3 +35,33 @@ def write_edition(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def rendering_db(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A private migrated SQLite database for rendering tests (rendering is SQL-agnostic)."""
+    from newsletter import migrate
+    from newsletter.db import make_engine, make_session_factory
+
+    path = tmp_path_factory.mktemp("render") / "render.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate.upgrade(engine)
+    factory = make_session_factory(engine)
+    with factory() as session:
+        yield session
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def render_settings():  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from newsletter.config import Settings
+
+    return replace(
+        Settings(),
+        secret_key="test-secret",
+        base_url="https://news.example.org",
+        from_address="Situation in Belarus <digest@news.example.org>",
+        postal_address="Example Media, PO Box 1, 00-001 Warsaw, Poland",
+    )
