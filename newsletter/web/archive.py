@@ -11,6 +11,7 @@ from newsletter.errors import EditionIncomplete, NotFound, ValidationError
 from newsletter.i18n import format_week_range
 from newsletter.links import archive_url
 from newsletter.models import Edition, EditionStatus
+from newsletter.rendering import edition_sections
 from newsletter.web.deps import SessionDep, SettingsDep
 from newsletter.web.pages import render
 from newsletter.web.subscriptions import check_lang
@@ -52,8 +53,6 @@ def edition_page(
     edition = get_edition(session, week)
     if edition.status not in PUBLISHED:
         raise NotFound(f"edition {week} is not published")
-    from newsletter.rendering import edition_sections
-
     try:
         sections = edition_sections(session, edition, lang, edition.fallback_language)
     except EditionIncomplete as exc:  # not written in this language, and no fallback

@@ -61,7 +61,6 @@ def render(
             "gettext": catalog.gettext,
             "ngettext": catalog.ngettext,
             "switch_urls": {other: switch_url(request, other) for other in LANGUAGES},
-            "request_path": request.url.path,
             **(context or {}),
         }
     )

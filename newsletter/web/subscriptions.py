@@ -122,7 +122,9 @@ def subscribe(
     return render(request, "subscribed.html", lang, headers=PRIVATE)
 
 
-def _form_again(request: Request, lang: str, form: dict[str, object], problems: list[str]):  # type: ignore[no-untyped-def]
+def _form_again(
+    request: Request, lang: str, form: dict[str, object], problems: list[str]
+) -> Response:
     return render(
         request,
         "subscribe.html",

@@ -61,7 +61,6 @@ def test_edition_page_in_each_language(
     client: TestClient, runtime: Runtime, sample_edition: str
 ) -> None:
     """Scenario: the "view in browser" link shows the week in each language, with alternates."""
-    pytest.importorskip("newsletter.rendering", reason="edition pages land with rendering")
     for lang in ("be", "ru", "en"):
         check_edition_page(client, runtime, sample_edition, lang)
 

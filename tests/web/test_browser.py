@@ -75,7 +75,6 @@ def test_subscribe_confirm_receive_unsubscribe(  # type: ignore[no-untyped-def]
 ) -> None:
     """Scenario: a reader subscribes in Russian, confirms from the email, receives the edition
     and unsubscribes through its link; a second reader leaves by a one-click POST."""
-    pytest.importorskip("newsletter.messages", reason="the emails land with messages")
     smtp_url, handler = smtp_server
     port = free_tcp_port_factory()
     base = f"http://127.0.0.1:{port}"
