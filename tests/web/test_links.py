@@ -311,3 +311,21 @@ def test_preference_page_escapes_the_name(
     page = client.get(unsubscribe_link(signer, sid)).text
     assert "<img src=x" not in page
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
+
+
+def test_unsubscribe_post_with_any_body(
+    client: TestClient, state, signer: TokenSigner, make_subscriber
+) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: odd clients POST with no body, JSON or plain text: still unsubscribed, 200."""
+    bodies = [
+        (b"", None),
+        (b'{"List-Unsubscribe": "One-Click"}', "application/json"),
+        (b"List-Unsubscribe=One-Click", "text/plain"),
+    ]
+    for n, (body, content_type) in enumerate(bodies):
+        address = f"odd{n}@example.org"
+        sid = make_subscriber(address, "en")
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = client.post(unsubscribe_link(signer, sid), content=body, headers=headers)
+        assert response.status_code == 200, content_type
+        assert state.subscriber(address)[0] == "unsubscribed"
