@@ -104,3 +104,16 @@ def test_maildir_outbox(tmp_path) -> None:  # type: ignore[no-untyped-def]
     box = mailbox.Maildir(settings.outbox, create=False)
     [message] = list(box)
     assert message["Delivered-To"] == "r1@example.org" and message["Subject"] == "hi"
+
+
+def test_reconnects_after_the_server_closes_mid_batch(smtp) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: a 421 (server closing) mid-batch: that message is temporary, the client
+    reconnects once and the rest of the batch goes out."""
+    url, handler, _ = smtp
+    handler.fail_with["r1@example.org"] = "421 4.4.2 closing connection"
+    with SmtpTransport(url) as transport:
+        results = transport.send(
+            "b@example.org", [(f"r{n}@example.org", _message(n)) for n in range(4)]
+        )
+    assert [r.outcome for r in results] == [Outcome.ok, Outcome.temporary, Outcome.ok, Outcome.ok]
+    assert sorted(handler.by_recipient()) == ["r0@example.org", "r2@example.org", "r3@example.org"]
