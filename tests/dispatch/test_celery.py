@@ -12,9 +12,6 @@ from newsletter import dispatch
 from newsletter.models import EditionStatus
 from newsletter.runtime import Runtime
 
-# TEMPORARY: until the edition helper lands newsletter.messages.
-pytest.importorskip("newsletter.messages")
-
 pytestmark = [pg_only, pytest.mark.slow]
 
 # Three variants, not fifteen: each new worker process prepares them once.

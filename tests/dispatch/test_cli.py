@@ -19,7 +19,6 @@ embedded = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @embedded
 def test_send_wait_and_status(cli, runtime, edition, readers) -> None:  # type: ignore[no-untyped-def]
     """Scenario: `send --wait` delivers into the outbox and `status` reports the counts."""
-    pytest.importorskip("newsletter.messages")  # TEMPORARY: until the edition helper lands it
     readers(6)
     sent = cli("send", "--week", WEEK, "--wait")
     assert sent.returncode == 0, sent.stderr
@@ -75,7 +74,6 @@ def test_beat_without_broker_sends_when_due(
     runtime, edition, readers, env_for, tmp_path, recording_jobs
 ) -> None:  # type: ignore[no-untyped-def]
     """Scenario: with no broker, `newsletter beat` ticks in-process and sends a due edition."""
-    pytest.importorskip("newsletter.messages")  # TEMPORARY: until the edition helper lands it
     readers(4)
     with runtime.session() as session:
         at = utcnow() + timedelta(seconds=2)

@@ -94,7 +94,6 @@ def test_scheduled_send_starts_when_due(runtime, edition, readers, recording_job
 def test_tick_recovers_lost_batches(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
     """Scenario: a worker died holding claims and its queued batches were lost: the tick
     queues the claims again and re-enqueues the batches once the edition is idle."""
-    pytest.importorskip("newsletter.messages")  # TEMPORARY: until the edition helper lands it
     readers(30)
     with runtime.session() as session:
         dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)

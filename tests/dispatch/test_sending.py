@@ -24,9 +24,6 @@ from newsletter.models import (
 )
 from newsletter.runtime import Runtime
 
-# TEMPORARY: until the edition helper lands newsletter.messages.
-pytest.importorskip("newsletter.messages")
-
 
 @pytest.fixture
 def smtp_runtime(settings, engine, smtp_server):  # type: ignore[no-untyped-def]
