@@ -19,6 +19,7 @@ def test_healthz(client: TestClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # plain HTTP: one database is enough
 def test_healthz_without_database(settings: Settings) -> None:
     """Scenario: the database is unreachable; /healthz says 503, not a traceback."""
     broken = replace(settings, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
@@ -28,6 +29,7 @@ def test_healthz_without_database(settings: Settings) -> None:
     assert response.json()["status"] == "unavailable"
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # plain HTTP: one database is enough
 def test_security_headers_everywhere(client: TestClient) -> None:
     """Scenario: pages, errors and the stylesheet all carry the security headers."""
     for path in ("/healthz", "/static/site.css", "/no/such/page"):
@@ -42,6 +44,7 @@ def test_security_headers_everywhere(client: TestClient) -> None:
         assert headers["strict-transport-security"].startswith("max-age=")
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # plain HTTP: one database is enough
 def test_no_hsts_on_plain_http(settings: Settings) -> None:
     """Scenario: a local http base URL gets no HSTS (it would lock the host out of http)."""
     local = replace(settings, base_url="http://127.0.0.1:8000")
@@ -51,6 +54,7 @@ def test_no_hsts_on_plain_http(settings: Settings) -> None:
     assert headers["x-frame-options"] == "DENY"
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # plain HTTP: one database is enough
 def test_unknown_page_is_a_404_page(client: TestClient) -> None:
     """Scenario: an unknown address gets an HTML 404 page."""
     response = client.get("/no/such/page")
@@ -59,6 +63,7 @@ def test_unknown_page_is_a_404_page(client: TestClient) -> None:
     assert "<html lang=" in response.text
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # plain HTTP: one database is enough
 def test_api_errors_are_json(client: TestClient) -> None:
     """Scenario: an unknown API address gets a JSON error, not a page."""
     response = client.get("/api/no-such-thing")
@@ -67,6 +72,7 @@ def test_api_errors_are_json(client: TestClient) -> None:
     assert "detail" in response.json()
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # plain HTTP: one database is enough
 def test_stylesheet_is_served(client: TestClient) -> None:
     """Scenario: the only stylesheet comes from the app itself."""
     response = client.get("/static/site.css")
