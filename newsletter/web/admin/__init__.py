@@ -15,4 +15,6 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 for _module in (auth, static, editions, sends, subscribers, statistics, staff_pages):
     router.include_router(_module.router)
 
-__all__ = ["router"]
+setup = auth.setup  # the app factory calls it when it includes the staff area
+
+__all__ = ["router", "setup"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, FastAPI, Form, Request
 from starlette.responses import Response
 
 from newsletter.web.admin.deps import CsrfDep, SessionDep
@@ -15,8 +15,29 @@ from newsletter.web.admin.session import (
     read_session,
     replace_session,
 )
+from newsletter.web.ratelimit import Limit, limiter_key, make_rate_limiter
 
 router = APIRouter(route_class=AdminRoute)
+
+# Password guessing: attempts per client address and per account name, in any 15 minutes.
+LOGIN_PER_IP = Limit(30, 900)
+LOGIN_PER_NAME = Limit(10, 900)
+
+
+def setup(app: FastAPI) -> None:
+    """The login limiter: in Redis when a broker is configured (shared by every process)."""
+    app.state.login_limiter = make_rate_limiter(app.state.runtime.settings.broker_url)
+
+
+def _allowed(request: Request, name: str) -> bool:
+    limiter = getattr(request.app.state, "login_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.login_limiter = make_rate_limiter(None)
+    secret = settings_of(request).secret_key
+    ip = request.client.host if request.client else "unknown"
+    return limiter.hit(limiter_key(secret, "login-ip", ip), LOGIN_PER_IP) and limiter.hit(
+        limiter_key(secret, "login-name", name.lower()), LOGIN_PER_NAME
+    )
 
 
 def safe_next(target: str | None) -> str:
@@ -48,7 +69,17 @@ def login(
 ) -> Response:
     from newsletter import staff as staff_accounts
 
-    user = staff_accounts.authenticate(session, name.strip(), password) if name else None
+    if not _allowed(request, name.strip()):
+        return render(
+            request,
+            "admin/login.html",
+            {"next": safe_next(next), "failed": False, "throttled": True, "name": name},
+            status_code=429,
+        )
+    # An empty field never matches (passwords have 8+ characters): no hashing for it.
+    user = (
+        staff_accounts.authenticate(session, name.strip(), password) if name and password else None
+    )
     if user is None:
         return render(
             request,

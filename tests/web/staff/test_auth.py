@@ -177,3 +177,24 @@ def test_a_tampered_cookie_is_anonymous(h: Any, admin_client: TestClient) -> Non
         "newsletter_staff", value[:-2] + "xx", domain="news.example.org", path="/admin"
     )
     assert admin_client.get("/admin/editions").status_code == 303
+
+
+def test_password_guessing_is_throttled(
+    h: Any, make_client: Callable[[], TestClient], accounts: dict[str, int]
+) -> None:
+    """After ten attempts on one account in a quarter of an hour, even the right password waits."""
+    client = make_client()
+    token = h.csrf_of(client.get("/admin/login").text)
+    statuses = [
+        client.post(
+            "/admin/login", data={"name": "erin", "password": "", "csrf_token": token}
+        ).status_code
+        for _ in range(10)
+    ]
+    assert statuses == [401] * 10
+    response = client.post(
+        "/admin/login", data={"name": "erin", "password": h.PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 429
+    assert "Too many attempts" in response.text
+    assert client.get("/admin/editions").status_code == 303
