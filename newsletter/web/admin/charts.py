@@ -12,16 +12,18 @@ LEFT, RIGHT, TOP, BOTTOM = 48, 150, 16, 40
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
 
 
+GRID = 4  # horizontal grid intervals
+
+
 def _nice_max(value: int) -> int:
-    """A round upper bound for the y axis (1, 2, 5 x 10^n)."""
-    if value <= 0:
-        return 1
-    step = 1
+    """A round top for the y axis: GRID steps of 1, 2 or 5 x 10^n, whole numbers at each line."""
+    needed = max(value, 1) / GRID
+    scale = 1
     while True:
         for factor in (1, 2, 5):
-            if step * factor >= value:
-                return step * factor
-        step *= 10
+            if scale * factor >= needed:
+                return scale * factor * GRID
+        scale *= 10
 
 
 def _frame(title: str, labels: Sequence[str], top: int) -> list[str]:
@@ -31,14 +33,14 @@ def _frame(title: str, labels: Sequence[str], top: int) -> list[str]:
         f'role="img" class="chart" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
     ]
-    for i in range(5):  # horizontal grid lines and y labels
-        value = top * i // 4
-        y = TOP + plot_h - plot_h * i / 4
+    for i in range(GRID + 1):  # horizontal grid lines and y labels
+        value = top * i // GRID
+        y = TOP + plot_h - plot_h * i / GRID
         parts.append(
             f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" stroke="#ddd"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{value}</text>'
         )
-    every = max(1, len(labels) // 8)  # at most about eight x labels
+    every = max(1, -(-len(labels) // 7))  # at most seven x labels: they must not overlap
     for i, label in enumerate(labels):
         if i % every == 0 or i == len(labels) - 1:
             x = _x(i, len(labels))
@@ -68,11 +70,17 @@ def _legend(names: Sequence[str]) -> list[str]:
     return parts
 
 
-def line_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[int]]) -> Markup:
-    """One line per series over the labels (weeks)."""
+def line_chart(
+    title: str,
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[int]],
+    *,
+    ticks: Sequence[str] | None = None,
+) -> Markup:
+    """One line per series over the labels (weeks); `ticks` are shorter axis labels."""
     top = _nice_max(max((max(v, default=0) for v in series.values()), default=0))
     plot_h = HEIGHT - TOP - BOTTOM
-    parts = _frame(title, labels, top)
+    parts = _frame(title, ticks or labels, top)
     for i, (name, values) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
         points = [

@@ -23,16 +23,19 @@ def statistics_page(
 ) -> Response:
     status_points, language_points = statistics.over_time(session, weeks=weeks)
     labels = [p.week for p in status_points]
+    ticks = [week.split("-")[1] for week in labels]  # "W05": the year is in the tooltips
     editions = list(reversed(statistics.per_edition(session)))  # oldest first, left to right
     status_chart = line_chart(
         "Subscribers by status",
         labels,
         {s: [p.counts[s] for p in status_points] for s in statistics.STATUSES},
+        ticks=ticks,
     )
     language_chart = line_chart(
         "Active subscribers by language",
         labels,
         {lang: [p.counts[lang] for p in language_points] for lang in LANGUAGES},
+        ticks=ticks,
     )
     edition_chart = bar_chart(
         "Confirmations and unsubscribes per edition",
