@@ -37,7 +37,8 @@ _register_optional()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a NewsletterError or an unreachable database is one line, exit 1."""
     try:
-        cli.main(args=argv, standalone_mode=False)
+        # Without standalone mode click returns ctx.exit(n)'s code instead of exiting.
+        result = cli.main(args=argv, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
@@ -52,4 +53,4 @@ def main(argv: list[str] | None = None) -> None:
     except OperationalError as exc:
         click.echo(f"error: database unavailable: {exc.orig}", err=True)
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(result if isinstance(result, int) else 0)
