@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import mailbox
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from newsletter.config import Settings
 from newsletter.models import Event, StaffUser, Subscriber, SubscriberStatus
 from newsletter.subscriptions import add_subscriber, forget
 
@@ -57,7 +59,7 @@ def test_add_list_unsubscribe_forget(cli, session: Session) -> None:  # type: ig
     )
 
 
-def test_import_and_export(cli, session: Session, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_and_export(cli, session: Session, settings: Settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Scenario: a CSV import adds valid rows, skips present ones, reports each bad line."""
     add_subscriber(session, SECRET, "old@example.org", "ru", confirmed=True)
     add_subscriber(session, SECRET, "erased@example.org", "ru", confirmed=True)
@@ -81,6 +83,10 @@ def test_import_and_export(cli, session: Session, tmp_path: Path) -> None:  # ty
     assert "line 5: not a valid email address" in result.stderr
     assert "line 6: erased@example.org was erased" in result.stderr
     assert "line 7: other@example.org: unknown status 'gone'" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    # The pending row was sent its double opt-in email (in-process job, Maildir outbox).
+    outbox = mailbox.Maildir(settings.outbox, create=False)
+    assert [m["To"] for m in outbox] == ["pending@example.org"]
     statuses = dict(session.execute(select(Subscriber.email, Subscriber.status)).all())
     assert statuses == {
         "old@example.org": SubscriberStatus.active,
