@@ -119,10 +119,12 @@ def normalise_email(email: str) -> str:
     if not text:
         raise ValidationError("an email address is required")
     try:
-        result = validate_email(text, check_deliverability=False)
+        # No SMTPUTF8: such mail could not be delivered through most servers; IDN
+        # domains are kept in their ASCII (punycode) form, which every server accepts.
+        result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise ValidationError(f"not a valid email address: {text!r} ({exc})") from exc
-    normalised = result.normalized.lower()
+    normalised = (result.ascii_email or result.normalized).lower()
     if len(normalised) > 320:
         raise ValidationError("the email address is too long")
     return normalised
