@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.dispatch import store
 from newsletter.dispatch.states import move
-from newsletter.errors import IllegalTransition, NotFound, ValidationError
+from newsletter.errors import Conflict, IllegalTransition, NotFound, ValidationError
 from newsletter.jobs import Jobs
 from newsletter.languages import LANGUAGES
-from newsletter.models import Edition, EditionStatus, utcnow
+from newsletter.models import Edition, EditionStatus, Subscriber, SubscriberStatus, utcnow
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,20 @@ def start_send(
     if edition.status is EditionStatus.paused:
         raise IllegalTransition(f"edition {edition.week} is paused: resume it instead")
     if edition.status is not EditionStatus.sending:
+        move(edition, EditionStatus.sending)  # refuses illegal moves first; errors roll back
         _check_sendable(edition)
-        move(edition, EditionStatus.sending)
+        if not _has_readers(session):
+            # Sent to nobody would be final: refuse, so the edition waits for its readers.
+            raise Conflict(f"edition {edition.week}: there are no active subscribers to send to")
         edition.started_at = now
     edition.waiting_reason = None
     edition.updated_at = now
     return _plan_and_enqueue(session, settings, edition, jobs, now)
+
+
+def _has_readers(session: Session) -> bool:
+    active = select(Subscriber.id).where(Subscriber.status == SubscriberStatus.active).limit(1)
+    return session.scalar(active) is not None
 
 
 def _check_sendable(edition: Edition) -> None:

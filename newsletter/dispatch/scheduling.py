@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.dispatch import store
 from newsletter.dispatch.planning import enqueue_batches, start_send
-from newsletter.errors import EditionIncomplete
+from newsletter.errors import Conflict, EditionIncomplete
 from newsletter.jobs import Jobs
 from newsletter.models import Edition, EditionStatus, utcnow
 
@@ -82,7 +82,7 @@ def _try_start(
     try:
         with session.begin_nested():
             start_send(session, settings, week, jobs=jobs, now=now)
-    except EditionIncomplete as exc:
+    except (EditionIncomplete, Conflict) as exc:
         edition = session.scalar(select(Edition).where(Edition.week == week))
         if edition is not None:
             edition.waiting_reason = str(exc)

@@ -78,15 +78,15 @@ def test_stale_claims_are_requeued(runtime, edition, readers, recording_jobs) ->
 
 def test_state_machine_refuses_illegal_moves(runtime, edition, recording_jobs) -> None:  # type: ignore[no-untyped-def]
     """Scenario: a draft cannot be paused or resumed; a cancelled edition cannot restart."""
-    with runtime.session() as session, pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition), runtime.session() as session:
         dispatch.pause(session, WEEK)
-    with runtime.session() as session, pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition), runtime.session() as session:
         dispatch.resume(session, WEEK)
     with runtime.session() as session:
         dispatch.cancel(session, WEEK)
-    with runtime.session() as session, pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition), runtime.session() as session:
         dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
-    with runtime.session() as session, pytest.raises(NotFound):
+    with pytest.raises(NotFound), runtime.session() as session:
         dispatch.progress(session, "1999-W01")
 
 
@@ -100,3 +100,13 @@ def test_schedule_then_send_when_due(runtime, edition, readers, recording_jobs) 
     with runtime.session() as session:
         assert dispatch.progress(session, WEEK).total == 0
     assert recording_jobs.published == []
+
+
+def test_no_readers_no_send(runtime, edition, recording_jobs) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: with nobody subscribed, send is refused and the edition stays a draft."""
+    from newsletter.errors import Conflict
+
+    with pytest.raises(Conflict, match="no active subscribers"), runtime.session() as session:
+        dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
+    with runtime.session() as session:
+        assert dispatch.progress(session, WEEK).status is EditionStatus.draft

@@ -73,7 +73,7 @@ def test_full_send_reaches_every_active_reader_once(smtp_runtime, edition, reade
     by_email = {emails[sid]: mid for sid, mid in ids.items()}
     assert all(message_from_bytes(received[e][0])["Message-ID"] == by_email[e] for e in expected)
     assert (done.status, done.sent_count, done.failed_count) == (EditionStatus.sent, 45, 0)
-    with runtime.session() as session, pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransition), runtime.session() as session:
         dispatch.start_send(session, runtime.settings, WEEK, jobs=runtime.jobs)
     assert sum(map(len, handler.by_recipient().values())) == 45
 
