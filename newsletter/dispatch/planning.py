@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.dispatch import store
-from newsletter.dispatch.states import move
+from newsletter.dispatch.states import can_move, move
 from newsletter.errors import Conflict, IllegalTransition, NotFound, ValidationError
 from newsletter.jobs import Jobs
 from newsletter.languages import LANGUAGES
@@ -52,14 +52,14 @@ def start_send(
     """Schedule the edition for `at`, or send it now: safe to repeat, nobody gets it twice."""
     now = now or utcnow()
     edition = edition_for_update(session, week)
-    if fallback_language is not None:
-        if fallback_language not in LANGUAGES:
-            raise ValidationError(f"unknown fallback language {fallback_language!r}")
-        edition.fallback_language = fallback_language
+    if fallback_language is not None and fallback_language not in LANGUAGES:
+        raise ValidationError(f"unknown fallback language {fallback_language!r}")
+    fallback = fallback_language or edition.fallback_language
     if at is not None and at > now:
         if edition.status not in (EditionStatus.draft, EditionStatus.scheduled):
             raise IllegalTransition(f"edition {edition.week} is {edition.status}: cannot schedule")
-        _check_sendable(edition)
+        _check_sendable(edition, fallback)
+        edition.fallback_language = fallback
         move(edition, EditionStatus.scheduled)
         edition.scheduled_at = at
         edition.waiting_reason = None
@@ -67,11 +67,15 @@ def start_send(
     if edition.status is EditionStatus.paused:
         raise IllegalTransition(f"edition {edition.week} is paused: resume it instead")
     if edition.status is not EditionStatus.sending:
-        move(edition, EditionStatus.sending)  # refuses illegal moves first; errors roll back
-        _check_sendable(edition)
+        # Every check before the first change: a refusal leaves the edition as it was.
+        if not can_move(edition.status, EditionStatus.sending):
+            move(edition, EditionStatus.sending)  # raises IllegalTransition, changes nothing
+        _check_sendable(edition, fallback)
         if not _has_readers(session):
             # Sent to nobody would be final: refuse, so the edition waits for its readers.
             raise Conflict(f"edition {edition.week}: there are no active subscribers to send to")
+        edition.fallback_language = fallback
+        move(edition, EditionStatus.sending)
         edition.started_at = now
     edition.waiting_reason = None
     edition.updated_at = now
@@ -83,10 +87,10 @@ def _has_readers(session: Session) -> bool:
     return session.scalar(active) is not None
 
 
-def _check_sendable(edition: Edition) -> None:
+def _check_sendable(edition: Edition, fallback_language: str | None) -> None:
     from newsletter.editions import check_sendable
 
-    check_sendable(edition, edition.fallback_language)
+    check_sendable(edition, fallback_language)
 
 
 def _plan_and_enqueue(
