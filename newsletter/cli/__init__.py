@@ -2,40 +2,75 @@
 
 from __future__ import annotations
 
+import importlib
+import logging
 import sys
 
 import click
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
-from newsletter.cli import db as db_commands
 from newsletter.cli.context import pass_runtime
 from newsletter.errors import NewsletterError
 
 __all__ = ["cli", "main", "pass_runtime"]
 
+# Command name -> the module whose register() adds it. Modules load only when their command
+# runs, so `newsletter status` does not pay for premailer, Celery or uvicorn imports.
+COMMAND_MODULES = {
+    "db": "db",
+    "subscribers": "subscribers",
+    "staff": "staff",
+    "import": "editions",
+    "preview": "editions",
+    "send": "sending",
+    "pause": "sending",
+    "resume": "sending",
+    "cancel": "sending",
+    "status": "sending",
+    "worker": "sending",
+    "beat": "sending",
+    "serve": "serve",
+    "demo": "demo",
+}
 
-@click.group()
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module the first time the command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            module = importlib.import_module(f"newsletter.cli.{COMMAND_MODULES[cmd_name]}")
+            module.register(self)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(package_name="newsletter")
 def cli() -> None:
     """Situation in Belarus: the weekly trilingual digest."""
 
 
-db_commands.register(cli)
+class OneLineFormatter(logging.Formatter):
+    """Log records on a terminal are one line: the exception's text, not its traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        exc = record.exc_info[1] if record.exc_info else None
+        line = f"{record.levelname.lower()}: {record.getMessage()}"
+        return f"{line}: {exc}" if exc else line
 
 
-def _register_optional() -> None:
-    # Each command group lives in its own module; all are registered here.
-    from newsletter.cli import demo, editions, sending, serve, staff, subscribers
-
-    for module in (subscribers, staff, editions, sending, serve, demo):
-        module.register(cli)
-
-
-_register_optional()
+def _configure_logging() -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a NewsletterError or an unreachable database is one line, exit 1."""
+    _configure_logging()
     try:
         # Without standalone mode click returns ctx.exit(n)'s code instead of exiting.
         result = cli.main(args=argv, standalone_mode=False)
@@ -50,7 +85,17 @@ def main(argv: list[str] | None = None) -> None:
     except NewsletterError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except OperationalError as exc:
-        click.echo(f"error: database unavailable: {exc.orig}", err=True)
+    except (OperationalError, ProgrammingError) as exc:
+        if _missing_table(exc):
+            click.echo(
+                "error: the database has no tables yet: run `newsletter db upgrade`", err=True
+            )
+        else:
+            click.echo(f"error: database unavailable: {exc.orig}", err=True)
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _missing_table(exc: DBAPIError) -> bool:
+    text = str(exc.orig)
+    return "no such table" in text or ("relation" in text and "does not exist" in text)
