@@ -17,6 +17,7 @@ from email.utils import parseaddr
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter import links
@@ -32,6 +33,11 @@ if TYPE_CHECKING:
 
 CLAIM_SIZE = 100  # deliveries taken per claim; pause and cancel are honoured between claims
 FLUSH_EVERY = 50  # messages sent between two progress writes: the crash window per worker
+# Claims are renewed, and the edition touched, this often (in units of settings.stale_after):
+# often enough for the tick never to take a live worker for a dead one, rarely enough to
+# cost nothing per message.
+HEARTBEAT_SHARE = 0.1
+_last_heartbeat: dict[int, float] = {}  # edition id -> when this process last touched it
 
 
 @dataclass
@@ -153,11 +159,16 @@ def send_batch(
     try:
         while True:
             with sessions.begin() as session:
-                edition = session.get(Edition, edition_id, populate_existing=True)
-                if edition is None or edition.status is not EditionStatus.sending:
+                # A plain SELECT, not the ORM: this runs before every claim.
+                edition = session.execute(
+                    select(Edition.status, Edition.week, Edition.created_at).where(
+                        Edition.id == edition_id
+                    )
+                ).first()
+                if edition is None or edition.status != EditionStatus.sending:
                     break
                 edition_key = edition_key or (
-                    edition.id,
+                    edition_id,
                     edition.week,
                     edition.created_at,
                     settings,
@@ -214,6 +225,8 @@ def _send_claims(
     base_url = settings.base_url
     dot_stuffed = transport.dot_stuffed
     step = pacer.chunk(FLUSH_EVERY)
+    heartbeat_every = settings.stale_after * HEARTBEAT_SHARE
+    claimed_at = time.monotonic()
     for start in range(0, len(active), step):
         chunk = active[start : start + step]
         batch = []
@@ -230,12 +243,20 @@ def _send_claims(
             batch.append((c.email, data))
         pacer.wait(len(batch))
         _collect(outcomes, chunk, transport.send(envelope_from, batch))
-        still_claimed = [c.delivery_id for c in active[start + step :]]
-        _flush(sessions, settings, edition_id, outcomes, suffix, still_claimed, now())
+        # The claim itself was a heartbeat for its rows; a slow claim (a rate limit, a slow
+        # server) is renewed, and the edition is touched once per interval per process.
+        still_claimed: list[int] = []
+        if time.monotonic() - claimed_at > heartbeat_every:
+            still_claimed = [c.delivery_id for c in active[start + step :]]
+            claimed_at = time.monotonic()
+        beat = time.monotonic() - _last_heartbeat.get(edition_id, 0.0) > heartbeat_every
+        _flush(sessions, settings, edition_id, outcomes, suffix, still_claimed, now(), beat)
+        if beat:
+            _last_heartbeat[edition_id] = time.monotonic()
         report.add(outcomes)
         outcomes = Outcomes()
     if outcomes.skipped:  # nobody in the claim was active
-        _flush(sessions, settings, edition_id, outcomes, suffix, (), now())
+        _flush(sessions, settings, edition_id, outcomes, suffix, (), now(), True)
         report.add(outcomes)
 
 
@@ -259,6 +280,7 @@ def _flush(
     suffix: str,
     still_claimed: Sequence[int],
     at: datetime,
+    heartbeat: bool,
 ) -> None:
     with sessions.begin() as session:
         store.record(
@@ -270,6 +292,7 @@ def _flush(
             retry_backoff=settings.retry_backoff,
             max_attempts=settings.max_attempts,
             still_claimed=still_claimed,
+            heartbeat=heartbeat,
         )
         if outcomes.bounced:
             from newsletter.subscriptions import mark_bounced

@@ -214,8 +214,10 @@ def record(
     retry_backoff: float,
     max_attempts: int,
     still_claimed: Sequence[int] = (),
+    heartbeat: bool = True,
 ) -> None:
-    """Write a stretch of results in a handful of UPDATEs and renew the remaining claims."""
+    """Write a stretch of results in a handful of UPDATEs, renew the claims still held, and
+    with `heartbeat` touch the edition (the tick reads both as "a worker is on it")."""
     if outcomes.sent:
         session.execute(
             update(D)
@@ -256,7 +258,8 @@ def record(
         session.execute(
             update(D).where(id_in(session, D.c.id, still_claimed)).values(claimed_at=now)
         )
-    touch(session, edition_id, now)
+    if heartbeat:
+        touch(session, edition_id, now)
 
 
 # A heartbeat that says "no task holds this edition": the next tick enqueues its batches.
