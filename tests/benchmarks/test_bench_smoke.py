@@ -36,3 +36,21 @@ def test_ceiling_only_loads_subscribers_and_measures_smtp_source() -> None:
     assert proc.returncode == 0, proc.stderr
     assert "smtp-source -d -s 4 -m 200 -l 2000" in proc.stdout
     assert "messages/s" in proc.stdout
+
+
+@needs_smtp_sink
+@pytest.mark.slow
+def test_dispatch_benchmark_runs_end_to_end_at_200_subscribers() -> None:
+    """The benchmark command sends to 200 subscribers through a real worker and prints a table."""
+    pytest.importorskip("newsletter.messages", reason="the send path needs the edition's messages")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.dispatch", "--subscribers", "200", "--workers", "1",
+         "--no-ceiling", "--no-install", "-q", "--admin-dsn", _admin_dsn()],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| 200 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "1"  # one worker
+    assert "failed" not in cells[4]  # every delivery was sent
+    assert float(cells[5].replace(",", "")) > 0  # emails/s
