@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import mailbox
-import os
 import subprocess
 import sys
 import time
@@ -121,20 +120,6 @@ def state(runtime: Runtime) -> State:
     return State(runtime)
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a subprocess these settings (as tests/conftest.py does)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(
-        NEWSLETTER_DATABASE_URL=settings.database_url,
-        NEWSLETTER_SECRET_KEY=settings.secret_key,
-        NEWSLETTER_OUTBOX=str(settings.outbox),
-        NEWSLETTER_BASE_URL=settings.base_url,
-        NEWSLETTER_FROM=settings.from_address,
-        NEWSLETTER_TIMEZONE=settings.timezone,
-    )
-    return env
-
-
 class Server:
     """`newsletter serve` in a subprocess on a free port: the app as a deployment runs it."""
 
@@ -171,14 +156,14 @@ class Server:
 
 
 @pytest.fixture
-def serve(settings: Settings, engine: Engine, tmp_path: Path):  # type: ignore[no-untyped-def]
+def serve(settings: Settings, engine: Engine, tmp_path: Path, env_for):  # type: ignore[no-untyped-def]
     """Start `newsletter serve` with the test's settings plus overrides; stopped afterwards.
 
     serve(port, **env) -> Server; the base URL should name that port so links work."""
     servers: list[Server] = []
 
     def start(port: int, **env: str) -> Server:
-        full = settings_env(settings)
+        full = env_for(settings)
         full.update(env)
         server = Server(full, port, tmp_path)
         servers.append(server)
