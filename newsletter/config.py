@@ -65,6 +65,7 @@ class Settings:
     retry_backoff: float = 60.0
     max_attempts: int = 8
     batch_size: int = 500
+    plan_chunk: int = 10_000  # subscribers planned per transaction
 
     @property
     def tz(self) -> ZoneInfo:
@@ -126,6 +127,7 @@ class Settings:
             "retry_backoff": _positive(get, "RETRY_BACKOFF", float, 60.0),
             "max_attempts": _positive(get, "MAX_ATTEMPTS", int, 8),
             "batch_size": _positive(get, "BATCH_SIZE", int, 500),
+            "plan_chunk": _positive(get, "PLAN_CHUNK", int, 10_000),
         }
         dkim_key = get("DKIM_KEY_FILE")
         broker_url = get("BROKER_URL")

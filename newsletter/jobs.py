@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JobArg = int | str | None
-JOB_NAMES = frozenset({"send_batch", "send_confirmation", "tick"})
+JOB_NAMES = frozenset({"plan", "send_batch", "send_confirmation", "tick"})
 TASK_PREFIX = "newsletter."  # Celery task name = TASK_PREFIX + job name
 
 Publish = Callable[[str, dict[str, JobArg]], None]
@@ -129,6 +129,10 @@ def run_job(runtime: Runtime, name: str, kwargs: dict[str, Any]) -> Any:
             edition_id=int(kwargs["edition_id"]),
             first_id=int(kwargs["first_id"]),
             last_id=None if kwargs.get("last_id") is None else int(kwargs["last_id"]),
+        )
+    if name == "plan":
+        return dispatch.plan_rest(
+            runtime.sessions, runtime.settings, int(kwargs["edition_id"]), runtime.jobs
         )
     if name == "send_confirmation":
         with runtime.session() as session:

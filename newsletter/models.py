@@ -253,6 +253,9 @@ class Edition(Base):
     finished_at: Mapped[datetime | None]
     waiting_reason: Mapped[str | None] = mapped_column(Text)
     planned_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Planning goes in chunks of subscribers by id and resumes after this one; NULL once
+    # every active subscriber has a delivery. The edition cannot finish before that.
+    plan_cursor: Mapped[int | None] = mapped_column(BigId)
     sent_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
     skipped_count: Mapped[int] = mapped_column(Integer, default=0)

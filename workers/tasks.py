@@ -32,7 +32,12 @@ def forget_runtimes() -> None:
 
 
 def register_tasks(app: Celery) -> None:
-    """Add the three jobs to `app` under the names CeleryJobs publishes."""
+    """Add the jobs to `app` under the names CeleryJobs publishes."""
+
+    @app.task(name=TASK_PREFIX + "plan")
+    def plan(**kwargs: JobArg) -> None:
+        # Each chunk commits on its own; should this task be lost, the tick starts another.
+        run_job(runtime_for(app), "plan", kwargs)
 
     @app.task(name=TASK_PREFIX + "send_batch", bind=True, max_retries=None)
     def send_batch(self: Task, **kwargs: JobArg) -> None:

@@ -35,7 +35,8 @@ def parse_at(text: str, tz: ZoneInfo, *, now: datetime | None = None) -> datetim
 def _print_progress(p: dispatch.Progress) -> None:
     click.echo(
         f"{p.week}: {p.status} — queued {p.queued}, sending {p.sending}, sent {p.sent}, "
-        f"failed {p.failed}, skipped {p.skipped} (total {p.total})"
+        f"failed {p.failed}, skipped {p.skipped} (total {p.total}"
+        + (", more being planned)" if p.planning else ")")
     )
 
 
@@ -84,9 +85,10 @@ def send(
         local = started.scheduled_at.astimezone(settings.tz)
         click.echo(f"{started.week} scheduled for {local:%Y-%m-%d %H:%M %Z}")
         return
+    rest = "; a worker is planning the rest of the list" if started.planning else ""
     click.echo(
         f"{started.week}: {started.total} deliveries planned "
-        f"({started.planned} new), {started.batches} batch(es) queued"
+        f"({started.planned} new), {started.batches} batch(es) queued{rest}"
     )
     if wait:
         _wait(runtime, started.week)
@@ -107,6 +109,7 @@ def _wait(runtime: Runtime, week: str) -> None:
                     dispatch.tick(session, runtime.settings, runtime.jobs, idle_after=0)
             with runtime.session() as session:
                 p = dispatch.progress(session, week)
+            bar.length = max(p.total, 1)  # grows while the list is being planned
             bar.update(p.done - shown)
             shown = p.done
             if p.status not in (EditionStatus.sending,):

@@ -1,6 +1,6 @@
 """Planning and running a send: deliveries, batches, retries, schedules and progress.
 
-planning    start_send: the edition moves to sending, deliveries planned in one statement
+planning    start_send: the edition moves to sending; plan_rest: deliveries planned in chunks
 sending     send_batch: claim, substitute, send over one connection, record in bulk
 control     pause, resume, cancel, progress
 scheduling  tick: due schedules, the weekly rule, stale claims, lost batches, purge
@@ -10,7 +10,7 @@ store       the set-based SQL behind all of these
 
 from newsletter.dispatch.confirmation import send_confirmation
 from newsletter.dispatch.control import Progress, cancel, pause, progress, resume
-from newsletter.dispatch.planning import SendStart, start_send
+from newsletter.dispatch.planning import SendStart, plan_rest, start_send
 from newsletter.dispatch.scheduling import TickReport, tick, weekly_slot
 from newsletter.dispatch.sending import BatchReport, send_batch
 from newsletter.dispatch.states import move
@@ -24,6 +24,7 @@ __all__ = [
     "cancel",
     "move",
     "pause",
+    "plan_rest",
     "progress",
     "resume",
     "send_batch",

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.dispatch import store
-from newsletter.dispatch.planning import edition_for_update, enqueue_batches
+from newsletter.dispatch.planning import edition_for_update, enqueue_batches, enqueue_planning
 from newsletter.dispatch.states import move
 from newsletter.errors import IllegalTransition, NotFound
 from newsletter.jobs import Jobs
@@ -25,7 +25,8 @@ class Progress:
     sent: int
     failed: int
     skipped: int
-    total: int
+    total: int  # deliveries planned so far
+    planning: bool = False  # more readers are still being planned
 
     @property
     def done(self) -> int:
@@ -34,7 +35,10 @@ class Progress:
     @property
     def finished(self) -> bool:
         return self.status in (EditionStatus.sent, EditionStatus.cancelled) or (
-            self.status is EditionStatus.sending and self.total > 0 and self.done == self.total
+            self.status is EditionStatus.sending
+            and not self.planning
+            and self.total > 0
+            and self.done == self.total
         )
 
 
@@ -52,6 +56,7 @@ def progress(session: Session, week: str) -> Progress:
         failed=n[DeliveryStatus.failed],
         skipped=n[DeliveryStatus.skipped],
         total=sum(n.values()),
+        planning=edition.plan_cursor is not None,
     )
 
 
@@ -80,6 +85,8 @@ def resume(
         and settings is not None
         and enqueue_batches(session, settings, edition.id, jobs)
     )
+    if jobs is not None and enqueue_planning(session, edition, jobs):
+        queued_again = True
     if jobs is not None and not queued_again:
         store.finish_if_done(session, edition.id, now)
         session.refresh(edition)
@@ -91,6 +98,7 @@ def cancel(session: Session, week: str) -> Edition:
     edition = edition_for_update(session, week)
     move(edition, EditionStatus.cancelled)
     edition.finished_at = utcnow()
+    edition.plan_cursor = None  # nobody else is planned
     store.skip_queued(session, edition.id, "send cancelled")
     n = store.counts(session, edition.id)
     edition.sent_count = n[DeliveryStatus.sent]

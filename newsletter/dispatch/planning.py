@@ -1,4 +1,9 @@
-"""Starting a send: the edition moves to sending, deliveries are planned, batches enqueued."""
+"""Starting a send: the edition moves to sending, deliveries are planned, batches enqueued.
+
+Planning goes in chunks of `settings.plan_chunk` subscribers, each chunk committed with its
+batches, so the first messages leave while a large list is still being planned. The starter
+plans the first chunk itself; a `plan` job plans the rest.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.config import Settings
 from newsletter.dispatch import store
@@ -25,8 +30,9 @@ class SendStart:
     status: EditionStatus
     scheduled_at: datetime | None = None
     planned: int = 0  # deliveries added by this call
-    total: int = 0  # deliveries of the edition
+    total: int = 0  # deliveries of the edition so far
     batches: int = 0
+    planning: bool = False  # a `plan` job goes on with the rest of the list
 
 
 def edition_for_update(session: Session, week: str) -> Edition:
@@ -79,7 +85,15 @@ def start_send(
         edition.started_at = now
     edition.waiting_reason = None
     edition.updated_at = now
-    return _plan_and_enqueue(session, settings, edition, jobs, now)
+    if edition.plan_cursor is not None:
+        # Being planned: starting again only makes sure a planner is on it (a second one
+        # waits on the edition's row lock and finds its chunks done).
+        enqueue_planning(session, edition, jobs)
+        return _started(edition, planned=0, batches=0)
+    edition.plan_cursor = 0
+    started = plan_next_chunk(session, settings, edition, jobs, now)
+    enqueue_planning(session, edition, jobs)
+    return started
 
 
 def _has_readers(session: Session) -> bool:
@@ -93,17 +107,60 @@ def _check_sendable(edition: Edition, fallback_language: str | None) -> None:
     check_sendable(edition, fallback_language)
 
 
-def _plan_and_enqueue(
+def _started(edition: Edition, *, planned: int, batches: int) -> SendStart:
+    return SendStart(
+        edition.week,
+        edition.status,
+        planned=planned,
+        total=edition.planned_count,
+        batches=batches,
+        planning=edition.plan_cursor is not None,
+    )
+
+
+def plan_next_chunk(
     session: Session, settings: Settings, edition: Edition, jobs: Jobs, now: datetime
 ) -> SendStart:
-    added = store.plan(session, edition.id)
-    total = sum(store.counts(session, edition.id).values())
-    edition.planned_count = total
-    batches = enqueue_batches(session, settings, edition.id, jobs)
-    if not batches:
-        store.finish_if_done(session, edition.id, now)
+    """Plan the chunk of the list after `edition.plan_cursor` and enqueue its batches
+    (published when the session commits)."""
+    assert edition.plan_cursor is not None
+    ids, last = store.plan_chunk(session, edition.id, edition.plan_cursor, settings.plan_chunk)
+    edition.plan_cursor = last
+    edition.planned_count = (edition.planned_count or 0) + len(ids)
+    edition.updated_at = now  # the planner's heartbeat
+    ranges = store.ranges_of(ids, settings.batch_size)
+    for first, final in ranges:
+        jobs.enqueue(session, "send_batch", edition_id=edition.id, first_id=first, last_id=final)
+    if last is None and store.finish_if_done(session, edition.id, now):
         session.refresh(edition)
-    return SendStart(edition.week, edition.status, planned=added, total=total, batches=batches)
+    return _started(edition, planned=len(ids), batches=len(ranges))
+
+
+def plan_rest(
+    sessions: sessionmaker[Session], settings: Settings, edition_id: int, jobs: Jobs
+) -> int:
+    """The `plan` job: the rest of the list, chunk after chunk, each chunk's batches published
+    as it commits. Stops when the edition is planned or no longer sending; returns the
+    deliveries it added. A crash loses at most the chunk in hand: the tick starts it again."""
+    added = 0
+    while True:
+        with sessions.begin() as session:
+            edition = session.scalar(
+                select(Edition).where(Edition.id == edition_id).with_for_update()
+            )
+            if edition is None or edition.status is not EditionStatus.sending:
+                return added
+            if edition.plan_cursor is None:
+                return added
+            added += plan_next_chunk(session, settings, edition, jobs, utcnow()).planned
+
+
+def enqueue_planning(session: Session, edition: Edition, jobs: Jobs) -> bool:
+    """Hand the rest of the planning to a `plan` job, if any is left."""
+    if edition.plan_cursor is None:
+        return False
+    jobs.enqueue(session, "plan", edition_id=edition.id)
+    return True
 
 
 def enqueue_batches(

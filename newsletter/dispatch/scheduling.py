@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.dispatch import store
-from newsletter.dispatch.planning import enqueue_batches, start_send
+from newsletter.dispatch.planning import enqueue_batches, enqueue_planning, start_send
 from newsletter.errors import Conflict, EditionIncomplete
 from newsletter.jobs import Jobs
 from newsletter.models import Edition, EditionStatus, utcnow
@@ -152,6 +152,7 @@ def _recover(
         touched = store.as_utc(edition.updated_at)
         if touched is not None and touched > now - idle:
             continue  # a worker recorded progress lately: its tasks are alive
-        if enqueue_batches(session, settings, edition.id, jobs, due_by=now):
+        planning = enqueue_planning(session, edition, jobs)
+        if enqueue_batches(session, settings, edition.id, jobs, due_by=now) or planning:
             store.touch(session, edition.id, now)
             report.reenqueued.append(edition.week)

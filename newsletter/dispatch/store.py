@@ -86,27 +86,33 @@ def id_in(session: Session, column: ColumnElement[int], ids: Sequence[int]) -> C
     return column.in_(ids)
 
 
-def plan(session: Session, edition_id: int) -> int:
-    """One delivery per active subscriber, in one statement; repeats add only newcomers."""
+def plan_chunk(
+    session: Session, edition_id: int, after: int, size: int
+) -> tuple[list[int], int | None]:
+    """Deliveries for the next `size` active subscribers with an id above `after`.
+
+    Returns the new delivery ids (ascending) and the subscriber id to resume after, or None
+    when no active subscriber is left. Repeats add only newcomers (ON CONFLICT DO NOTHING).
+    """
     session.flush()
-    active = (
-        select(
-            literal(edition_id),
-            S.c.id,
-            literal(Q.queued.value),
-            literal(0),
-        )
-        .where(S.c.status == SubscriberStatus.active.value)
-        .order_by(S.c.id)
-    )
+    active = [S.c.status == SubscriberStatus.active.value, S.c.id > after]
+    last = session.scalar(select(S.c.id).where(*active).order_by(S.c.id).offset(size - 1).limit(1))
+    if last is not None:
+        active.append(S.c.id <= last)
+    chosen = select(literal(edition_id), S.c.id, literal(Q.queued.value), literal(0)).where(*active)
     insert = pg_insert if is_postgresql(session) else sqlite_insert
     stmt = (
         insert(D)
-        .from_select(["edition_id", "subscriber_id", "status", "attempts"], active)
+        .from_select(["edition_id", "subscriber_id", "status", "attempts"], chosen)
         .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
-        .execution_options(preserve_rowcount=True)
+        .returning(D.c.id)
     )
-    return session.execute(stmt).rowcount or 0
+    return sorted(session.scalars(stmt)), last
+
+
+def ranges_of(ids: Sequence[int], size: int) -> list[tuple[int, int]]:
+    """Ascending ids cut into closed (first, last) ranges of `size` ids each."""
+    return [(ids[i], ids[min(i + size, len(ids)) - 1]) for i in range(0, len(ids), size)]
 
 
 def batch_ranges(
@@ -322,7 +328,10 @@ def counts(session: Session, edition_id: int) -> dict[DeliveryStatus, int]:
 
 
 def unfinished(session: Session, edition_id: int) -> bool:
-    return (
+    """Something is queued or in flight, or not every reader is planned yet."""
+    session.flush()
+    planning = session.scalar(select(E.c.plan_cursor).where(E.c.id == edition_id))
+    return planning is not None or (
         session.scalar(
             select(D.c.id)
             .where(
@@ -342,7 +351,11 @@ def finish_if_done(session: Session, edition_id: int, now: datetime) -> bool:
     n = counts(session, edition_id)
     done = session.execute(
         update(E)
-        .where(E.c.id == edition_id, E.c.status == EditionStatus.sending.value)
+        .where(
+            E.c.id == edition_id,
+            E.c.status == EditionStatus.sending.value,
+            E.c.plan_cursor.is_(None),
+        )
         .values(
             status=EditionStatus.sent.value,
             finished_at=now,

@@ -64,8 +64,10 @@ def test_send_through_a_celery_worker(smtp_broker_runtime, edition, readers) -> 
 def test_two_workers_never_send_the_same_delivery(
     smtp_broker_runtime, edition, readers, worker_processes
 ) -> None:  # type: ignore[no-untyped-def]
-    """Scenario: two worker processes share an edition; each reader gets exactly one email."""
+    """Scenario: two worker processes share an edition, one of them planning it in chunks of
+    30 while both send; each reader gets exactly one email."""
     runtime, handler = smtp_broker_runtime
+    runtime = replace(runtime, settings=replace(runtime.settings, plan_chunk=30))
     readers(100, sets=FEW)
     workers = [worker_processes(runtime.settings) for _ in range(2)]
     _start(runtime)

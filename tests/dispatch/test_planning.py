@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,15 @@ from sqlalchemy import func, select
 from newsletter import dispatch
 from newsletter.dispatch import store
 from newsletter.errors import IllegalTransition, NotFound
-from newsletter.models import Delivery, EditionStatus, SubscriberStatus, utcnow
+from newsletter.jobs import run_job
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    EditionStatus,
+    Subscriber,
+    SubscriberStatus,
+    utcnow,
+)
 
 
 def test_plan_is_set_based_and_repeat_safe(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
@@ -26,13 +35,122 @@ def test_plan_is_set_based_and_repeat_safe(runtime, edition, readers, recording_
     assert (started.status, started.planned, started.total) == (EditionStatus.sending, 60, 60)
     assert started.batches == 3  # batch_size 25 in these tests
     ranges = [(kw["first_id"], kw["last_id"]) for _, kw in recording_jobs.published]
-    assert ranges[-1][1] is None and all(a <= b for a, b in ranges[:-1])
+    with runtime.session() as session:
+        ids = sorted(session.scalars(select(Delivery.id)))
+    assert [ids.index(a) for a, _ in ranges] == [0, 25, 50]  # closed ranges cover all
+    assert [ids.index(b) for _, b in ranges] == [24, 49, 59]
 
     readers(5, prefix="late")
     with runtime.session() as session:
         again = dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
         total = session.scalar(select(func.count()).select_from(Delivery))
     assert (again.planned, again.total, total) == (5, 65, 65)
+
+
+def _sent_to(runtime) -> list[str]:  # type: ignore[no-untyped-def]
+    with runtime.session() as session:
+        return list(
+            session.scalars(
+                select(Subscriber.email)
+                .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                .where(Delivery.status == DeliveryStatus.sent)
+            )
+        )
+
+
+def _run(runtime, jobs, name: str | None = None) -> list[str]:  # type: ignore[no-untyped-def]
+    """Run the published jobs (of one name) in order, as a worker would; their names."""
+    ran = []
+    while True:
+        job = next(((n, kw) for n, kw in jobs.published if name in (None, n)), None)
+        if job is None:
+            return ran
+        jobs.published.remove(job)
+        run_job(replace(runtime, _jobs=jobs), job[0], job[1])
+        ran.append(job[0])
+
+
+def test_a_long_list_is_planned_in_chunks(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: the first chunk leaves before the rest is planned; the edition is sent only
+    once every reader has had their one email."""
+    people = readers(50)
+    runtime = replace(runtime, settings=replace(runtime.settings, plan_chunk=20))
+    with runtime.session() as session:
+        started = dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
+    assert (started.planned, started.total, started.batches, started.planning) == (20, 20, 1, True)
+    assert [n for n, _ in recording_jobs.published] == ["send_batch", "plan"]
+
+    assert _run(runtime, recording_jobs, "send_batch") == ["send_batch"]
+    with runtime.session() as session:
+        p = dispatch.progress(session, WEEK)
+    assert (p.status, p.sent, p.total, p.planning, p.finished) == (
+        EditionStatus.sending, 20, 20, True, False
+    )  # fmt: skip
+
+    # Starting again while planning adds nothing; it only makes sure a planner is on it.
+    with runtime.session() as session:
+        again = dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
+    assert (again.planned, again.total, again.planning) == (0, 20, True)
+
+    # The `plan` jobs: the first plans 20 + 10 (a batch each), the second finds nothing to do.
+    assert _run(runtime, recording_jobs, "plan") == ["plan", "plan"]
+    assert [n for n, _ in recording_jobs.published] == ["send_batch", "send_batch"]
+    _run(runtime, recording_jobs)
+    with runtime.session() as session:
+        p = dispatch.progress(session, WEEK)
+    assert (p.status, p.sent, p.total, p.planning) == (EditionStatus.sent, 50, 50, False)
+    assert sorted(_sent_to(runtime)) == sorted(r.email for r in people)
+
+
+def test_pause_stops_planning_and_resume_goes_on(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: paused mid-planning, no more readers are planned; resume plans the rest."""
+    readers(30)
+    runtime = replace(runtime, settings=replace(runtime.settings, plan_chunk=10))
+    with runtime.session() as session:
+        dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
+        dispatch.pause(session, WEEK)
+    recording_jobs.published.clear()
+    assert dispatch.plan_rest(runtime.sessions, runtime.settings, edition.id, recording_jobs) == 0
+    with runtime.session() as session:
+        assert dispatch.progress(session, WEEK).total == 10
+        dispatch.resume(session, WEEK, settings=runtime.settings, jobs=recording_jobs)
+    assert sorted(n for n, _ in recording_jobs.published) == ["plan", "send_batch"]
+    _run(runtime, recording_jobs)
+    with runtime.session() as session:
+        p = dispatch.progress(session, WEEK)
+    assert (p.status, p.sent, p.total) == (EditionStatus.sent, 30, 30)
+
+
+def test_tick_restarts_lost_planning(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: the `plan` job is lost; the tick sees planning stalled and starts another."""
+    readers(25)
+    runtime = replace(runtime, settings=replace(runtime.settings, plan_chunk=10))
+    with runtime.session() as session:
+        dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
+    recording_jobs.published.clear()  # the broker lost them all
+    with runtime.session() as session:
+        report = dispatch.tick(session, runtime.settings, recording_jobs, idle_after=0)
+    assert report.reenqueued == [WEEK] and report.finished == []
+    assert sorted(n for n, _ in recording_jobs.published) == ["plan", "send_batch"]
+    _run(runtime, recording_jobs)
+    with runtime.session() as session:
+        p = dispatch.progress(session, WEEK)
+    assert (p.status, p.sent, p.total) == (EditionStatus.sent, 25, 25)
+
+
+def test_cancel_mid_planning_plans_nobody_more(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: cancelled while planning: the planner stops and the queued are skipped."""
+    readers(30)
+    runtime = replace(runtime, settings=replace(runtime.settings, plan_chunk=10))
+    with runtime.session() as session:
+        dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
+        dispatch.cancel(session, WEEK)
+    _run(runtime, recording_jobs)
+    with runtime.session() as session:
+        p = dispatch.progress(session, WEEK)
+    assert (p.status, p.total, p.skipped, p.sent, p.planning) == (
+        EditionStatus.cancelled, 10, 10, 0, False
+    )  # fmt: skip
 
 
 def test_claims_never_overlap(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]

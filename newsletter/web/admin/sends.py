@@ -49,6 +49,7 @@ def progress_dict(progress: Any) -> dict[str, Any]:
     done = data["sent"] + data["failed"] + data["skipped"]
     data["done"] = done
     data["percent"] = round(100 * done / data["total"], 1) if data["total"] else 0.0
+    data["planning"] = bool(getattr(progress, "planning", False))
     return data
 
 

@@ -165,6 +165,7 @@ class ProgressOut(Model):
     skipped: int
     done: int
     percent: float
+    planning: bool = Field(description="more readers are still being planned")
     scheduled_at: datetime | None
 
 
