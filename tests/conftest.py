@@ -1,4 +1,5 @@
-"""Shared fixtures: real PostgreSQL and SQLite databases, settings, and the real CLI."""
+"""Shared fixtures: real PostgreSQL and SQLite databases, settings, the real CLI, an SMTP
+server, and mailcheck."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ from newsletter.config import Settings
 from newsletter.db import make_engine, make_session_factory
 from newsletter.models import Base
 from newsletter.runtime import Runtime
+
+sys.path.append(str(Path(__file__).parent))  # for mailcheck_kit
+
+from mailcheck_kit import Mailcheck, find_mailcheck
 
 PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -162,6 +167,12 @@ def cli(settings: Settings, engine: Engine, tmp_path: Path):  # type: ignore[no-
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def mailcheck() -> Mailcheck:
+    """../shared/tools/mailcheck, ready to run; skips the test when it is not installed."""
+    return find_mailcheck()
 
 
 class RecordingSMTPHandler:
