@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 from benchmarks.database import ADMIN_DSN, BenchDatabase, load_subscribers
 from benchmarks.procs import TreeSampler, wait_for
 from benchmarks.profile import Profile, PySpy
@@ -35,7 +37,8 @@ STALL_SECONDS = 60
 class Result:
     subscribers: int
     workers: int
-    plan_s: float  # `newsletter send` from spawn to exit: planned and queued
+    send_s: float  # `newsletter send` from spawn to exit: the first chunk planned and queued
+    planned_s: float | None  # send spawned -> every reader has a delivery (plan cursor gone)
     first_s: float | None  # send spawned -> first message counted by the sink
     total_s: float  # send spawned -> last delivery marked sent
     sent: int
@@ -133,44 +136,66 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def _progress(db: BenchDatabase) -> tuple[int, int, int, float | None]:
+def _progress(conn: psycopg.Connection) -> tuple[int, int, int, float | None]:
     """(left to send, sent, failed, epoch seconds of the last delivery marked sent)."""
-    with db.connect() as conn:
-        row = conn.execute(
-            "SELECT count(*) FILTER (WHERE d.status IN ('queued', 'sending')),"
-            " count(*) FILTER (WHERE d.status = 'sent'),"
-            " count(*) FILTER (WHERE d.status = 'failed'),"
-            " extract(epoch FROM max(d.sent_at))"
-            " FROM deliveries d JOIN editions e ON e.id = d.edition_id WHERE e.week = %s",
-            (WEEK,),
-        ).fetchone()
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE d.status IN ('queued', 'sending')),"
+        " count(*) FILTER (WHERE d.status = 'sent'),"
+        " count(*) FILTER (WHERE d.status = 'failed'),"
+        " extract(epoch FROM max(d.sent_at))"
+        " FROM deliveries d JOIN editions e ON e.id = d.edition_id WHERE e.week = %s",
+        (WEEK,),
+    ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2]), float(row[3]) if row[3] is not None else None
 
 
-def wait_until_sent(db: BenchDatabase, sink: SmtpSink, n: int) -> tuple[int, int, float]:
-    """Follow the sink's counter (cheap) until it has N, then the database until none is left."""
+def _planned(conn: psycopg.Connection) -> bool:
+    """Every reader has a delivery: the edition's plan cursor is gone."""
+    row = conn.execute(
+        "SELECT plan_cursor IS NULL FROM editions WHERE week = %s", (WEEK,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+@dataclass
+class Finish:
+    sent: int
+    failed: int
+    last_sent: float  # epoch seconds of the last delivery marked sent
+    planned_s: float | None  # seconds after the start when every delivery was planned
+
+
+def wait_until_sent(db: BenchDatabase, sink: SmtpSink, n: int, start: float) -> Finish:
+    """Follow the sink's counter (cheap) until it has N, then the database until none is left;
+    meanwhile note when planning ended (one cheap query per 20 ms poll until then)."""
     last, last_change = -1, time.monotonic()
-    while sink.received() < n:
-        if sink.received() != last:
-            last, last_change = sink.received(), time.monotonic()
-        if time.monotonic() - last_change > STALL_SECONDS:
-            left, sent, failed, _ = _progress(db)
-            if left == 0:
-                break  # some failed or were skipped: nothing more will arrive
-            raise RuntimeError(
-                f"no progress for {STALL_SECONDS} s: sink has {sink.received()}/{n}, "
-                f"database: {left} left, {sent} sent, {failed} failed"
-            )
-        time.sleep(0.02)
-    deadline = time.monotonic() + STALL_SECONDS
-    while True:
-        left, sent, failed, last_sent = _progress(db)
-        if left == 0 and last_sent is not None:
-            return sent, failed, last_sent
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the sink has every message but {left} deliveries are not marked")
-        time.sleep(0.1)
+    planned_s: float | None = None
+    with db.connect() as conn:
+        while sink.received() < n:
+            if planned_s is None and _planned(conn):
+                planned_s = time.time() - start
+            if sink.received() != last:
+                last, last_change = sink.received(), time.monotonic()
+            if time.monotonic() - last_change > STALL_SECONDS:
+                left, sent, failed, _ = _progress(conn)
+                if left == 0:
+                    break  # some failed or were skipped: nothing more will arrive
+                raise RuntimeError(
+                    f"no progress for {STALL_SECONDS} s: sink has {sink.received()}/{n}, "
+                    f"database: {left} left, {sent} sent, {failed} failed"
+                )
+            time.sleep(0.02)
+        deadline = time.monotonic() + STALL_SECONDS
+        while True:
+            left, sent, failed, last_sent = _progress(conn)
+            if planned_s is None and _planned(conn):
+                planned_s = time.time() - start
+            if left == 0 and last_sent is not None:
+                return Finish(sent, failed, last_sent, planned_s)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the sink has all messages but {left} deliveries are unmarked")
+            time.sleep(0.1)
 
 
 def run_once(n: int, opts: Options) -> Result:
@@ -202,9 +227,9 @@ def run_once(n: int, opts: Options) -> Result:
                 sampler.mark()
                 start = time.time()
                 newsletter(env, "send", "--week", WEEK, cwd=workdir)
-                plan_s = time.time() - start
-                say(f"[{n}] send returned after {plan_s:.2f} s")
-                sent, failed, last_sent = wait_until_sent(db, sink, n)
+                send_s = time.time() - start
+                say(f"[{n}] send returned after {send_s:.2f} s")
+                finish = wait_until_sent(db, sink, n, start)
                 profile = spy.stop() if spy else None
                 spy = None
                 sampler.sample()
@@ -223,11 +248,12 @@ def run_once(n: int, opts: Options) -> Result:
         return Result(
             subscribers=n,
             workers=opts.workers,
-            plan_s=plan_s,
+            send_s=send_s,
+            planned_s=finish.planned_s,
             first_s=first,
-            total_s=last_sent - start,
-            sent=sent,
-            failed=failed,
+            total_s=finish.last_sent - start,
+            sent=finish.sent,
+            failed=finish.failed,
             worker_cpu_s=cpu,
             peak_rss_mb=rss,
             message_bytes=size,
@@ -254,7 +280,8 @@ def ceiling_only(n: int, size: int, opts: Options) -> None:
 
 
 HEADER = (
-    "| subscribers | workers | plan (s) | first message (s) | send → all sent (s) | emails/s "
+    "| subscribers | workers | send returns (s) | all planned (s) | first message (s) "
+    "| send → all sent (s) | emails/s "
     "| smtp-source ceiling (/s) | % of ceiling | worker CPU / email (µs) "
     "| peak RSS per worker (MB) |"
 )
@@ -262,12 +289,14 @@ HEADER = (
 
 def table_row(r: Result) -> str:
     first = f"{r.first_s:.2f}" if r.first_s is not None else "–"
+    planned = f"{r.planned_s:.2f}" if r.planned_s is not None else "–"
     ceiling = f"{r.ceiling_rate:,.0f}" if r.ceiling_rate else "–"
     share = f"{100 * r.rate / r.ceiling_rate:.0f} %" if r.ceiling_rate else "–"
     rss = " / ".join(f"{m:.0f}" for m in r.peak_rss_mb)
     failed = f" ({r.failed} failed)" if r.failed else ""
     return (
-        f"| {r.subscribers:,} | {r.workers} | {r.plan_s:.2f} | {first} | {r.total_s:.2f}{failed} "
+        f"| {r.subscribers:,} | {r.workers} | {r.send_s:.2f} | {planned} | {first} "
+        f"| {r.total_s:.2f}{failed} "
         f"| {r.rate:,.0f} | {ceiling} | {share} | {r.cpu_per_email_us:.0f} | {rss} |"
     )
 

@@ -1,8 +1,8 @@
 """Starting a send: the edition moves to sending, deliveries are planned, batches enqueued.
 
-Planning goes in chunks of `settings.plan_chunk` subscribers, each chunk committed with its
-batches, so the first messages leave while a large list is still being planned. The starter
-plans the first chunk itself; a `plan` job plans the rest.
+Planning goes in chunks, each committed with its batches, so the first messages leave while a
+large list is still being planned: the starter plans one batch's worth of readers, and a
+`plan` job the rest, `settings.plan_chunk` at a time.
 """
 
 from __future__ import annotations
@@ -91,9 +91,7 @@ def start_send(
         enqueue_planning(session, edition, jobs)
         return _started(edition, planned=0, batches=0)
     edition.plan_cursor = 0
-    started = plan_next_chunk(session, settings, edition, jobs, now)
-    enqueue_planning(session, edition, jobs)
-    return started
+    return plan_next_chunk(session, settings, edition, jobs, now, settings.batch_size)
 
 
 def _has_readers(session: Session) -> bool:
@@ -119,15 +117,25 @@ def _started(edition: Edition, *, planned: int, batches: int) -> SendStart:
 
 
 def plan_next_chunk(
-    session: Session, settings: Settings, edition: Edition, jobs: Jobs, now: datetime
+    session: Session,
+    settings: Settings,
+    edition: Edition,
+    jobs: Jobs,
+    now: datetime,
+    size: int,
+    *,
+    hand_on: bool = True,
 ) -> SendStart:
-    """Plan the chunk of the list after `edition.plan_cursor` and enqueue its batches
-    (published when the session commits)."""
+    """Plan `size` readers after `edition.plan_cursor` and enqueue their batches (published
+    when the session commits); with `hand_on`, a `plan` job for the rest goes first, so that
+    a worker takes it before the batches queued behind it."""
     assert edition.plan_cursor is not None
-    ids, last = store.plan_chunk(session, edition.id, edition.plan_cursor, settings.plan_chunk)
+    ids, last = store.plan_chunk(session, edition.id, edition.plan_cursor, size)
     edition.plan_cursor = last
     edition.planned_count = (edition.planned_count or 0) + len(ids)
     edition.updated_at = now  # the planner's heartbeat
+    if hand_on:
+        enqueue_planning(session, edition, jobs)
     ranges = store.ranges_of(ids, settings.batch_size)
     for first, final in ranges:
         jobs.enqueue(session, "send_batch", edition_id=edition.id, first_id=first, last_id=final)
@@ -152,7 +160,10 @@ def plan_rest(
                 return added
             if edition.plan_cursor is None:
                 return added
-            added += plan_next_chunk(session, settings, edition, jobs, utcnow()).planned
+            chunk = plan_next_chunk(
+                session, settings, edition, jobs, utcnow(), settings.plan_chunk, hand_on=False
+            )
+            added += chunk.planned
 
 
 def enqueue_planning(session: Session, edition: Edition, jobs: Jobs) -> bool:

@@ -92,11 +92,15 @@ def plan_chunk(
     """Deliveries for the next `size` active subscribers with an id above `after`.
 
     Returns the new delivery ids (ascending) and the subscriber id to resume after, or None
-    when no active subscriber is left. Repeats add only newcomers (ON CONFLICT DO NOTHING).
+    when this chunk took the last active subscriber. Repeats add only newcomers.
     """
     session.flush()
     active = [S.c.status == SubscriberStatus.active.value, S.c.id > after]
-    last = session.scalar(select(S.c.id).where(*active).order_by(S.c.id).offset(size - 1).limit(1))
+    # The chunk's last subscriber, and whether anyone comes after it.
+    bounds = session.scalars(
+        select(S.c.id).where(*active).order_by(S.c.id).offset(size - 1).limit(2)
+    ).all()
+    last = bounds[0] if len(bounds) == 2 else None
     if last is not None:
         active.append(S.c.id <= last)
     chosen = select(literal(edition_id), S.c.id, literal(Q.queued.value), literal(0)).where(*active)

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,18 @@ class RecordingJobs:
         from newsletter.jobs import _defer
 
         _defer(session, lambda n, kw: self.published.append((n, kw)), name, kwargs)
+
+    def run(self, runtime: Any, name: str | None = None) -> list[str]:
+        """Run the published jobs (only those called `name`, if given) in order, as a worker
+        would, until none is left; what they publish is recorded here and run too."""
+        from newsletter.jobs import run_job
+
+        ran = []
+        while job := next(((n, kw) for n, kw in self.published if name in (None, n)), None):
+            self.published.remove(job)
+            run_job(replace(runtime, _jobs=self), *job)
+            ran.append(job[0])
+        return ran
 
 
 class RedisServer:

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from newsletter import dispatch
 from newsletter.dispatch import store
 from newsletter.errors import IllegalTransition, NotFound
-from newsletter.jobs import run_job
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -25,26 +24,35 @@ from newsletter.models import (
 
 
 def test_plan_is_set_based_and_repeat_safe(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
-    """Scenario: sending twice plans one delivery per active reader and enqueues batches."""
+    """Scenario: sending twice plans one delivery per active reader, in batches that cover
+    them all: the starter plans the first batch, a `plan` job the rest."""
     readers(60)
     readers(3, status=SubscriberStatus.pending, prefix="pending")
     readers(2, status=SubscriberStatus.unsubscribed, prefix="gone")
     with runtime.session() as session:
         started = dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
         assert recording_jobs.published == []  # nothing leaves before the commit
-    assert (started.status, started.planned, started.total) == (EditionStatus.sending, 60, 60)
-    assert started.batches == 3  # batch_size 25 in these tests
+    assert (started.status, started.planned, started.total) == (EditionStatus.sending, 25, 25)
+    assert (started.batches, started.planning) == (1, True)  # batch_size 25 in these tests
+    # The planner goes first, so that a worker takes it before the batches behind it.
+    assert [n for n, _ in recording_jobs.published] == ["plan", "send_batch"]
+    assert recording_jobs.run(runtime, "plan") == ["plan"]
     ranges = [(kw["first_id"], kw["last_id"]) for _, kw in recording_jobs.published]
     with runtime.session() as session:
         ids = sorted(session.scalars(select(Delivery.id)))
+        assert dispatch.progress(session, WEEK).total == 60
     assert [ids.index(a) for a, _ in ranges] == [0, 25, 50]  # closed ranges cover all
     assert [ids.index(b) for _, b in ranges] == [24, 49, 59]
 
     readers(5, prefix="late")
+    recording_jobs.published.clear()
     with runtime.session() as session:
         again = dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
+    assert (again.planned, again.total) == (0, 60)  # the late ones come after the first 25
+    recording_jobs.run(runtime, "plan")
+    with runtime.session() as session:
         total = session.scalar(select(func.count()).select_from(Delivery))
-    assert (again.planned, again.total, total) == (5, 65, 65)
+        assert dispatch.progress(session, WEEK).total == total == 65
 
 
 def _sent_to(runtime) -> list[str]:  # type: ignore[no-untyped-def]
@@ -58,44 +66,31 @@ def _sent_to(runtime) -> list[str]:  # type: ignore[no-untyped-def]
         )
 
 
-def _run(runtime, jobs, name: str | None = None) -> list[str]:  # type: ignore[no-untyped-def]
-    """Run the published jobs (of one name) in order, as a worker would; their names."""
-    ran = []
-    while True:
-        job = next(((n, kw) for n, kw in jobs.published if name in (None, n)), None)
-        if job is None:
-            return ran
-        jobs.published.remove(job)
-        run_job(replace(runtime, _jobs=jobs), job[0], job[1])
-        ran.append(job[0])
-
-
 def test_a_long_list_is_planned_in_chunks(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
-    """Scenario: the first chunk leaves before the rest is planned; the edition is sent only
+    """Scenario: the first batch leaves before the rest is planned; the edition is sent only
     once every reader has had their one email."""
     people = readers(50)
-    runtime = replace(runtime, settings=replace(runtime.settings, plan_chunk=20))
+    runtime = replace(runtime, settings=replace(runtime.settings, batch_size=10, plan_chunk=20))
     with runtime.session() as session:
         started = dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
-    assert (started.planned, started.total, started.batches, started.planning) == (20, 20, 1, True)
-    assert [n for n, _ in recording_jobs.published] == ["send_batch", "plan"]
+    assert (started.planned, started.total, started.batches, started.planning) == (10, 10, 1, True)
 
-    assert _run(runtime, recording_jobs, "send_batch") == ["send_batch"]
+    assert recording_jobs.run(runtime, "send_batch") == ["send_batch"]
     with runtime.session() as session:
         p = dispatch.progress(session, WEEK)
     assert (p.status, p.sent, p.total, p.planning, p.finished) == (
-        EditionStatus.sending, 20, 20, True, False
+        EditionStatus.sending, 10, 10, True, False
     )  # fmt: skip
 
     # Starting again while planning adds nothing; it only makes sure a planner is on it.
     with runtime.session() as session:
         again = dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
-    assert (again.planned, again.total, again.planning) == (0, 20, True)
+    assert (again.planned, again.total, again.planning) == (0, 10, True)
 
-    # The `plan` jobs: the first plans 20 + 10 (a batch each), the second finds nothing to do.
-    assert _run(runtime, recording_jobs, "plan") == ["plan", "plan"]
-    assert [n for n, _ in recording_jobs.published] == ["send_batch", "send_batch"]
-    _run(runtime, recording_jobs)
+    # The `plan` jobs: the first plans 20 + 20 (two batches each), the second finds nothing.
+    assert recording_jobs.run(runtime, "plan") == ["plan", "plan"]
+    assert [n for n, _ in recording_jobs.published] == ["send_batch"] * 4
+    recording_jobs.run(runtime)
     with runtime.session() as session:
         p = dispatch.progress(session, WEEK)
     assert (p.status, p.sent, p.total, p.planning) == (EditionStatus.sent, 50, 50, False)
@@ -112,10 +107,10 @@ def test_pause_stops_planning_and_resume_goes_on(runtime, edition, readers, reco
     recording_jobs.published.clear()
     assert dispatch.plan_rest(runtime.sessions, runtime.settings, edition.id, recording_jobs) == 0
     with runtime.session() as session:
-        assert dispatch.progress(session, WEEK).total == 10
+        assert dispatch.progress(session, WEEK).total == 25
         dispatch.resume(session, WEEK, settings=runtime.settings, jobs=recording_jobs)
     assert sorted(n for n, _ in recording_jobs.published) == ["plan", "send_batch"]
-    _run(runtime, recording_jobs)
+    recording_jobs.run(runtime)
     with runtime.session() as session:
         p = dispatch.progress(session, WEEK)
     assert (p.status, p.sent, p.total) == (EditionStatus.sent, 30, 30)
@@ -123,7 +118,7 @@ def test_pause_stops_planning_and_resume_goes_on(runtime, edition, readers, reco
 
 def test_tick_restarts_lost_planning(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
     """Scenario: the `plan` job is lost; the tick sees planning stalled and starts another."""
-    readers(25)
+    readers(40)
     runtime = replace(runtime, settings=replace(runtime.settings, plan_chunk=10))
     with runtime.session() as session:
         dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
@@ -132,10 +127,10 @@ def test_tick_restarts_lost_planning(runtime, edition, readers, recording_jobs) 
         report = dispatch.tick(session, runtime.settings, recording_jobs, idle_after=0)
     assert report.reenqueued == [WEEK] and report.finished == []
     assert sorted(n for n, _ in recording_jobs.published) == ["plan", "send_batch"]
-    _run(runtime, recording_jobs)
+    recording_jobs.run(runtime)
     with runtime.session() as session:
         p = dispatch.progress(session, WEEK)
-    assert (p.status, p.sent, p.total) == (EditionStatus.sent, 25, 25)
+    assert (p.status, p.sent, p.total) == (EditionStatus.sent, 40, 40)
 
 
 def test_cancel_mid_planning_plans_nobody_more(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
@@ -145,11 +140,11 @@ def test_cancel_mid_planning_plans_nobody_more(runtime, edition, readers, record
     with runtime.session() as session:
         dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
         dispatch.cancel(session, WEEK)
-    _run(runtime, recording_jobs)
+    recording_jobs.run(runtime)
     with runtime.session() as session:
         p = dispatch.progress(session, WEEK)
     assert (p.status, p.total, p.skipped, p.sent, p.planning) == (
-        EditionStatus.cancelled, 10, 10, 0, False
+        EditionStatus.cancelled, 25, 25, 0, False
     )  # fmt: skip
 
 
@@ -158,6 +153,7 @@ def test_claims_never_overlap(runtime, edition, readers, recording_jobs) -> None
     readers(120)
     with runtime.session() as session:
         dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
+    dispatch.plan_rest(runtime.sessions, runtime.settings, edition.id, recording_jobs)
     seen: list[int] = []
     lock = threading.Lock()
 

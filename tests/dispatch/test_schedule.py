@@ -105,8 +105,7 @@ def test_tick_recovers_lost_batches(runtime, edition, readers, recording_jobs) -
     later = utcnow() + timedelta(seconds=runtime.settings.stale_after + 1)
     report = _tick(runtime, recording_jobs, later)
     assert report.requeued == 10 and report.reenqueued == [WEEK]
-    for _, kwargs in recording_jobs.published:
-        dispatch.send_batch(runtime.sessions, runtime.settings, runtime.transport, **kwargs)
+    recording_jobs.run(runtime)
     with runtime.session() as session:
         p = dispatch.progress(session, WEEK)
     assert (p.status, p.sent) == (EditionStatus.sent, 30)

@@ -141,8 +141,7 @@ def test_unsubscribe_between_planning_and_sending(
     _send(runtime, recording_jobs)
     with runtime.session() as session:
         unsubscribe(session, people[5].id, source=EventSource.link)
-    for _, kwargs in recording_jobs.published:
-        dispatch.send_batch(runtime.sessions, runtime.settings, runtime.transport, **kwargs)
+    recording_jobs.run(runtime)
     with runtime.session() as session:
         p = dispatch.progress(session, WEEK)
     assert (p.status, p.sent, p.skipped) == (EditionStatus.sent, 7, 1)
@@ -154,10 +153,10 @@ def test_pause_resume_cancel(smtp_runtime, edition, readers, recording_jobs) -> 
     runtime, handler = smtp_runtime
     readers(60)
     _send(runtime, recording_jobs)  # three batches of 25, 25, 10
+    recording_jobs.run(runtime, "plan")
     with runtime.session() as session:
         dispatch.pause(session, WEEK)
-    for _, kwargs in recording_jobs.published:
-        dispatch.send_batch(runtime.sessions, runtime.settings, runtime.transport, **kwargs)
+    recording_jobs.run(runtime)
     assert handler.messages == []
     resumed = type(recording_jobs)()
     with runtime.session() as session:
@@ -167,8 +166,8 @@ def test_pause_resume_cancel(smtp_runtime, edition, readers, recording_jobs) -> 
     with runtime.session() as session:
         assert dispatch.progress(session, WEEK).sent == 25
         dispatch.cancel(session, WEEK)
-    for _, kwargs in resumed.published[1:]:
-        dispatch.send_batch(runtime.sessions, runtime.settings, runtime.transport, **kwargs)
+    resumed.published.pop(0)
+    resumed.run(runtime)
     with runtime.session() as session:
         p = dispatch.progress(session, WEEK)
     assert (p.status, p.sent, p.skipped, p.queued) == (EditionStatus.cancelled, 25, 35, 0)
@@ -256,8 +255,7 @@ def test_edition_made_incomplete_mid_send_is_held(
     with runtime.session() as session:
         missing = session.scalars(select(ArticleTranslation).where(ArticleTranslation.lang == "ru"))
         session.delete(next(iter(missing)))
-    for _, kwargs in recording_jobs.published:
-        dispatch.send_batch(runtime.sessions, runtime.settings, runtime.transport, **kwargs)
+    recording_jobs.run(runtime)
     with runtime.session() as session:
         held = session.scalar(select(Edition).where(Edition.week == WEEK))
         assert held.status is EditionStatus.paused and "ru" in held.waiting_reason
