@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from newsletter import i18n
 from newsletter.config import Settings
 from newsletter.errors import EditionIncomplete
+from newsletter.languages import LANGUAGES
 from newsletter.links import archive_url
 from newsletter.models import Edition, Trend
 from newsletter.paths import templates_dir
@@ -213,6 +214,17 @@ def email_environment() -> Environment:
     )
     env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     return env
+
+
+def warm_up() -> None:
+    """Compile every email template and catalog and start premailer once, so that a worker's
+    first message does not wait for them (a worker calls this as it starts)."""
+    env = email_environment()
+    for name in env.list_templates():
+        env.get_template(name)
+    for lang in LANGUAGES:
+        i18n.translations(lang)
+    inline_css("<html><head><style>p { color: #000 }</style></head><body><p>.</p></body></html>")
 
 
 def render_email(name: str, lang: str, context: Mapping[str, Any]) -> tuple[str, str, str]:

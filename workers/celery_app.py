@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
@@ -44,6 +44,13 @@ def create_app(settings: Settings, *, tick_every: float = TICK_EVERY) -> Celery:
 
     register_tasks(app)
     return app
+
+
+@worker_init.connect
+def _warm_up(sender: Any, **_: Any) -> None:
+    from workers.tasks import warm_up
+
+    warm_up(sender.app)
 
 
 @worker_process_init.connect

@@ -25,6 +25,17 @@ def runtime_for(app: Celery) -> Runtime:
     return runtime
 
 
+def warm_up(app: Celery) -> None:
+    """Ready before the first task: the message code, compiled templates and catalogs, a
+    started premailer and a database connection. A prefork pool's children inherit all but
+    the connection, which they must not share."""
+    import newsletter.messages  # noqa: F401
+    from newsletter.rendering import warm_up as warm_up_rendering
+
+    warm_up_rendering()
+    runtime_for(app).engine.connect().close()
+
+
 def forget_runtimes() -> None:
     for runtime in _runtimes.values():
         runtime.engine.dispose(close=False)
