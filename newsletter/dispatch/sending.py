@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
@@ -219,8 +219,7 @@ def _send_claims(
     step = pacer.chunk(FLUSH_EVERY)
     heartbeat_every = settings.stale_after * HEARTBEAT_SHARE
     claimed_at = time.monotonic()
-    for start in range(0, len(active), step):
-        chunk = active[start : start + step]
+    for start, chunk in _stretches(active, step, lambda langs: _is_prepared(edition_key, langs)):
         try:
             templates = variants_for(
                 sessions, settings, edition_key, {tuple(c.languages.split(",")) for c in chunk}
@@ -249,7 +248,7 @@ def _send_claims(
         # server) is renewed, and the edition is touched once per interval per process.
         still_claimed: list[int] = []
         if time.monotonic() - claimed_at > heartbeat_every:
-            still_claimed = [c.delivery_id for c in active[start + step :]]
+            still_claimed = [c.delivery_id for c in active[start + len(chunk) :]]
             claimed_at = time.monotonic()
         beat = time.monotonic() - _last_heartbeat.get(edition_id, 0.0) > heartbeat_every
         _flush(sessions, settings, edition_id, outcomes, suffix, still_claimed, now(), beat)
@@ -260,6 +259,28 @@ def _send_claims(
     if outcomes.skipped:  # nobody in the claim was active
         _flush(sessions, settings, edition_id, outcomes, suffix, (), now(), True)
         report.add(outcomes)
+
+
+def _is_prepared(edition_key: tuple[Any, ...], languages: str) -> bool:
+    return _variants_of[0] == edition_key and tuple(languages.split(",")) in _variants
+
+
+def _stretches(
+    claims: Sequence[Claim], step: int, is_prepared: Callable[[str], bool]
+) -> Iterator[tuple[int, Sequence[Claim]]]:
+    """Cut claims sorted by language set into stretches of at most `step` (with where each
+    starts). A stretch ends before a language set whose variant is not prepared yet, so what
+    can leave does, while the rest is rendered one variant at a time."""
+    start = 0
+    while start < len(claims):
+        end = start + 1
+        while end < len(claims) and end - start < step:
+            languages = claims[end].languages
+            if languages != claims[end - 1].languages and not is_prepared(languages):
+                break
+            end += 1
+        yield start, claims[start:end]
+        start = end
 
 
 def _collect(outcomes: Outcomes, chunk: Sequence[Claim], results: Sequence[SendResult]) -> None:

@@ -245,8 +245,9 @@ def test_confirmation_job(smtp_runtime) -> None:  # type: ignore[no-untyped-def]
 def test_edition_made_incomplete_mid_send_is_held(
     smtp_runtime, edition, readers, recording_jobs
 ) -> None:  # type: ignore[no-untyped-def]
-    """Scenario: a translation deleted after planning pauses the send with the reason; nobody
-    gets a broken email, and resuming with a fallback language finishes it."""
+    """Scenario: a translation deleted after planning pauses the send with the reason as soon
+    as a reader needs it; nobody gets a broken email (readers of other languages may get
+    theirs first), and resuming with a fallback language finishes it."""
     from newsletter.models import ArticleTranslation
 
     runtime, handler = smtp_runtime
@@ -259,10 +260,34 @@ def test_edition_made_incomplete_mid_send_is_held(
     with runtime.session() as session:
         held = session.scalar(select(Edition).where(Edition.week == WEEK))
         assert held.status is EditionStatus.paused and "ru" in held.waiting_reason
-        assert dispatch.progress(session, WEEK).queued == 5
         held.fallback_language = "en"
-    assert handler.messages == []
+        languages = active_languages(session)
+        queued = dispatch.progress(session, WEEK).queued
+    got = handler.by_recipient()
+    assert len(got) + queued == 5 and queued >= 1
+    assert not [email for email in got if "ru" in languages[email].split(",")]
     with runtime.session() as session:
         dispatch.resume(session, WEEK, settings=runtime.settings, jobs=runtime.jobs)
     with runtime.session() as session:
         assert dispatch.progress(session, WEEK).sent == 5
+
+
+def test_stretches_send_what_is_ready_first() -> None:
+    """Scenario: a fresh worker cuts its first claim at each language set it has not rendered
+    yet; once all are ready, stretches are as long as the flush interval."""
+    from newsletter.dispatch.sending import _stretches
+    from newsletter.dispatch.store import Claim
+
+    sets = ["be"] * 3 + ["be,en"] * 2 + ["ru"] * 4
+    claims = [Claim(i, i, 1, f"r{i}@example.org", None, s, True) for i, s in enumerate(sets)]
+
+    def cut(step: int, ready: set[str]) -> list[list[str]]:
+        return [
+            [c.languages for c in chunk]
+            for _, chunk in _stretches(claims, step, ready.__contains__)
+        ]
+
+    assert cut(50, set()) == [["be"] * 3, ["be,en"] * 2, ["ru"] * 4]
+    assert cut(50, {"be,en"}) == [["be"] * 3 + ["be,en"] * 2, ["ru"] * 4]
+    assert cut(4, {"be", "be,en", "ru"}) == [sets[0:4], sets[4:8], sets[8:]]
+    assert [start for start, _ in _stretches(claims, 4, lambda _: True)] == [0, 4, 8]
