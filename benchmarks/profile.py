@@ -21,7 +21,7 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tokens (HMAC)", ("newsletter/tokens.py", "hmac.py", "itsdangerous")),
     ("PostgreSQL driver", ("psycopg",)),
     ("SQLAlchemy", ("sqlalchemy",)),
-    ("dispatch bookkeeping (dispatch.py)", ("newsletter/dispatch.py",)),
+    ("dispatch bookkeeping (dispatch/)", ("newsletter/dispatch/",)),
     ("Celery / kombu / redis", ("celery", "kombu", "billiard", "redis", "vine")),
     ("rendering (Jinja2, premailer)", ("jinja2", "premailer", "rendering.py", "cssutils")),
 )

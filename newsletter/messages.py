@@ -300,12 +300,12 @@ class MessageTemplate:
             values["unsub_text"] = _qp(url)
         return values
 
-    def _join(self, pieces: list[bytes], values: dict[str, bytes]) -> bytes:
+    def _parts(self, pieces: list[bytes], values: dict[str, bytes]) -> list[bytes]:
         out = [pieces[0]]
         for kind, piece in zip(self._kinds, pieces[1:], strict=True):
             out.append(values[kind])
             out.append(piece)
-        return b"".join(out)
+        return out
 
     def _sign(self, message: bytes) -> bytes:
         import dkim  # dkimpy: imported only when signing is configured
@@ -317,16 +317,21 @@ class MessageTemplate:
 
     def render(self, recipient: Recipient) -> bytes:
         """The whole message for one recipient, CRLF line ends, DKIM-signed if configured."""
-        message = self._join(self._pieces, self._values(recipient))
+        message = b"".join(self._parts(self._pieces, self._values(recipient)))
         return self._sign(message) + message if self._dkim else message
 
-    def render_smtp(self, recipient: Recipient) -> bytes:
-        """The same message dot-stuffed for SMTP DATA (without the final '.')."""
+    def render_smtp_parts(self, recipient: Recipient) -> list[bytes]:
+        """The same message dot-stuffed for SMTP DATA (without the final '.'), as the buffers
+        that make it up: a socket takes them as they are, without a copy of the whole."""
         values = self._values(recipient)
-        stuffed = self._join(self._smtp_pieces, values)
+        stuffed = self._parts(self._smtp_pieces, values)
         if self._dkim:
-            return self._sign(self._join(self._pieces, values)) + stuffed
+            stuffed.insert(0, self._sign(b"".join(self._parts(self._pieces, values))))
         return stuffed
+
+    def render_smtp(self, recipient: Recipient) -> bytes:
+        """render_smtp_parts joined."""
+        return b"".join(self.render_smtp_parts(recipient))
 
 
 # --------------------------------------------------------------------------- entry points

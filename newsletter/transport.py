@@ -43,8 +43,15 @@ class SendResult:
 
 SENT = SendResult(Outcome.ok)
 
-# (recipient address, message bytes): dot-stuffed for SMTP when `dot_stuffed` is true.
-Batch = Sequence[tuple[str, bytes]]
+# A message: its bytes, or a list of buffers that make it up when written one after another
+# (the SMTP client hands them to the socket without joining them).
+MessageData = bytes | list[bytes]
+# (recipient address, message): dot-stuffed for SMTP when the transport's `dot_stuffed` is true.
+Batch = Sequence[tuple[str, MessageData]]
+
+
+def joined(data: MessageData) -> bytes:
+    return data if isinstance(data, bytes) else b"".join(data)
 
 
 class Transport(Protocol):
@@ -121,7 +128,7 @@ class MaildirTransport(_TransportBase):
             # What a local MDA records: the envelope, then the message with Unix line ends.
             envelope = f"Return-Path: <{envelope_from}>\nDelivered-To: {rcpt}\n".encode()
             try:
-                self._box.add(envelope + data.replace(b"\r\n", b"\n"))
+                self._box.add(envelope + joined(data).replace(b"\r\n", b"\n"))
             except OSError as exc:
                 results.append(SendResult(Outcome.temporary, f"outbox: {exc}"))
             else:
@@ -322,7 +329,7 @@ class SmtpTransport(_TransportBase):
                     failure = _classify(code, text, stage)
                     break
             if failure is None:
-                write(data + b".\r\n")
+                write(joined(data) + b".\r\n")
                 code, text = self._reply()
                 results[i] = SENT if 200 <= code < 300 else _classify(code, text, "data")
             else:
@@ -368,7 +375,7 @@ class SmtpTransport(_TransportBase):
                         results[i] = failure
                         raise _Dropped(text)
             if failure is None:
-                pending = [data, b".\r\n"]
+                pending = [data, b".\r\n"] if isinstance(data, bytes) else [*data, b".\r\n"]
                 final_for = i
             else:
                 results[i] = failure

@@ -156,9 +156,11 @@ def plan_rest(
             edition = session.scalar(
                 select(Edition).where(Edition.id == edition_id).with_for_update()
             )
-            if edition is None or edition.status is not EditionStatus.sending:
-                return added
-            if edition.plan_cursor is None:
+            if (
+                edition is None
+                or edition.status is not EditionStatus.sending
+                or edition.plan_cursor is None
+            ):
                 return added
             chunk = plan_next_chunk(
                 session, settings, edition, jobs, utcnow(), settings.plan_chunk, hand_on=False

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import NamedTuple
 
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
     String,
+    Update,
     any_,
     bindparam,
     case,
@@ -141,6 +143,47 @@ def batch_ranges(
     ]
 
 
+# A claim range with no last id: the statement stays the same, with a bound no id reaches.
+NO_LAST_ID = 2**62
+
+
+@cache
+def _claim_statement(postgresql: bool) -> Update:
+    """The claim, built once per dialect (only its parameters change from call to call)."""
+    now = bindparam("now", type_=D.c.claimed_at.type)
+    pick = (
+        select(D.c.id)
+        .where(
+            D.c.edition_id == bindparam("of_edition"),
+            D.c.status == Q.queued.value,
+            D.c.id.between(bindparam("from_id"), bindparam("to_id")),
+            (D.c.next_attempt_at.is_(None)) | (D.c.next_attempt_at <= now),
+        )
+        .order_by(D.c.id)
+        .limit(bindparam("at_most"))
+    )
+    if postgresql:
+        pick = pick.with_for_update(skip_locked=True)
+    # SQLite has a single writer: the UPDATE itself is the lock.
+    claiming = (
+        update(D)
+        .where(D.c.id.in_(pick.scalar_subquery()))
+        .values(status=Q.sending.value, claimed_at=now, attempts=D.c.attempts + 1)
+    )
+    if postgresql:
+        # One round trip: the subscriber's columns come back with the claimed rows.
+        return claiming.where(S.c.id == D.c.subscriber_id).returning(
+            D.c.id,
+            D.c.subscriber_id,
+            D.c.attempts,
+            S.c.email,
+            S.c.name,
+            S.c.languages,
+            S.c.status,
+        )
+    return claiming.returning(D.c.id, D.c.subscriber_id, D.c.attempts)
+
+
 def claim(
     session: Session,
     edition_id: int,
@@ -150,45 +193,21 @@ def claim(
     now: datetime,
 ) -> list[Claim]:
     """Take up to `limit` due queued deliveries of the range; two workers never share one."""
-    pick = (
-        select(D.c.id)
-        .where(
-            D.c.edition_id == edition_id,
-            D.c.status == Q.queued.value,
-            D.c.id >= first_id,
-            (D.c.next_attempt_at.is_(None)) | (D.c.next_attempt_at <= now),
-        )
-        .order_by(D.c.id)
-        .limit(limit)
-    )
-    if last_id is not None:
-        pick = pick.where(D.c.id <= last_id)
-    if is_postgresql(session):
-        pick = pick.with_for_update(skip_locked=True)
-    # SQLite has a single writer: the UPDATE itself is the lock.
-    claiming = (
-        update(D)
-        .where(D.c.id.in_(pick.scalar_subquery()))
-        .values(status=Q.sending.value, claimed_at=now, attempts=D.c.attempts + 1)
-    )
-    if is_postgresql(session):
-        # One round trip: the subscriber's columns come back with the claimed rows.
-        rows = session.execute(
-            claiming.where(S.c.id == D.c.subscriber_id).returning(
-                D.c.id,
-                D.c.subscriber_id,
-                D.c.attempts,
-                S.c.email,
-                S.c.name,
-                S.c.languages,
-                S.c.status,
-            )
-        ).all()
+    postgresql = is_postgresql(session)
+    params = {
+        "of_edition": edition_id,
+        "from_id": first_id,
+        "to_id": NO_LAST_ID if last_id is None else last_id,
+        "at_most": limit,
+        "now": now,
+    }
+    rows = session.execute(_claim_statement(postgresql), params).all()
+    if postgresql:
         people = {row[1]: row[3:] for row in rows}
         claimed = [row[:3] for row in rows]
     else:
         # SQLite's RETURNING cannot name the FROM table of an UPDATE: a second SELECT.
-        claimed = session.execute(claiming.returning(D.c.id, D.c.subscriber_id, D.c.attempts)).all()
+        claimed = rows
         if not claimed:
             return []
         people = {
@@ -214,6 +233,27 @@ def backoff(attempts: int, base: float) -> timedelta:
     return timedelta(seconds=min(3600.0, base * 2 ** max(0, attempts - 1)))
 
 
+@cache
+def _mark_sent_statement(postgresql: bool) -> Update:
+    """The UPDATE that marks a stretch sent: the hot one, so built once per dialect."""
+    ids = (
+        D.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+        if postgresql
+        else D.c.id.in_(bindparam("ids", expanding=True))
+    )
+    return (
+        update(D)
+        .where(ids)
+        .values(
+            status=Q.sent.value,
+            sent_at=bindparam("now", type_=D.c.sent_at.type),
+            last_error=None,
+            # Deterministic per delivery: a duplicate from the crash window has the same id.
+            message_id=literal("<") + cast(D.c.id, String) + bindparam("suffix", type_=String),
+        )
+    )
+
+
 def record(
     session: Session,
     edition_id: int,
@@ -230,15 +270,8 @@ def record(
     with `heartbeat` touch the edition (the tick reads both as "a worker is on it")."""
     if outcomes.sent:
         session.execute(
-            update(D)
-            .where(id_in(session, D.c.id, outcomes.sent))
-            .values(
-                status=Q.sent.value,
-                sent_at=now,
-                last_error=None,
-                # Deterministic per delivery: a duplicate from the crash window has the same id.
-                message_id=literal("<") + cast(D.c.id, String) + literal(message_id_suffix),
-            )
+            _mark_sent_statement(is_postgresql(session)),
+            {"ids": outcomes.sent, "now": now, "suffix": message_id_suffix},
         )
     if outcomes.skipped:
         session.execute(

@@ -66,6 +66,13 @@ def _sent_to(runtime) -> list[str]:  # type: ignore[no-untyped-def]
         )
 
 
+def _run_all(runtime, jobs) -> dispatch.Progress:  # type: ignore[no-untyped-def]
+    """Every published job run, as workers would; where the send stands then."""
+    jobs.run(runtime)
+    with runtime.session() as session:
+        return dispatch.progress(session, WEEK)
+
+
 def test_a_long_list_is_planned_in_chunks(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
     """Scenario: the first batch leaves before the rest is planned; the edition is sent only
     once every reader has had their one email."""
@@ -90,9 +97,7 @@ def test_a_long_list_is_planned_in_chunks(runtime, edition, readers, recording_j
     # The `plan` jobs: the first plans 20 + 20 (two batches each), the second finds nothing.
     assert recording_jobs.run(runtime, "plan") == ["plan", "plan"]
     assert [n for n, _ in recording_jobs.published] == ["send_batch"] * 4
-    recording_jobs.run(runtime)
-    with runtime.session() as session:
-        p = dispatch.progress(session, WEEK)
+    p = _run_all(runtime, recording_jobs)
     assert (p.status, p.sent, p.total, p.planning) == (EditionStatus.sent, 50, 50, False)
     assert sorted(_sent_to(runtime)) == sorted(r.email for r in people)
 
@@ -110,9 +115,7 @@ def test_pause_stops_planning_and_resume_goes_on(runtime, edition, readers, reco
         assert dispatch.progress(session, WEEK).total == 25
         dispatch.resume(session, WEEK, settings=runtime.settings, jobs=recording_jobs)
     assert sorted(n for n, _ in recording_jobs.published) == ["plan", "send_batch"]
-    recording_jobs.run(runtime)
-    with runtime.session() as session:
-        p = dispatch.progress(session, WEEK)
+    p = _run_all(runtime, recording_jobs)
     assert (p.status, p.sent, p.total) == (EditionStatus.sent, 30, 30)
 
 
@@ -127,9 +130,7 @@ def test_tick_restarts_lost_planning(runtime, edition, readers, recording_jobs) 
         report = dispatch.tick(session, runtime.settings, recording_jobs, idle_after=0)
     assert report.reenqueued == [WEEK] and report.finished == []
     assert sorted(n for n, _ in recording_jobs.published) == ["plan", "send_batch"]
-    recording_jobs.run(runtime)
-    with runtime.session() as session:
-        p = dispatch.progress(session, WEEK)
+    p = _run_all(runtime, recording_jobs)
     assert (p.status, p.sent, p.total) == (EditionStatus.sent, 40, 40)
 
 
@@ -140,9 +141,7 @@ def test_cancel_mid_planning_plans_nobody_more(runtime, edition, readers, record
     with runtime.session() as session:
         dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
         dispatch.cancel(session, WEEK)
-    recording_jobs.run(runtime)
-    with runtime.session() as session:
-        p = dispatch.progress(session, WEEK)
+    p = _run_all(runtime, recording_jobs)
     assert (p.status, p.total, p.skipped, p.sent, p.planning) == (
         EditionStatus.cancelled, 25, 25, 0, False
     )  # fmt: skip
