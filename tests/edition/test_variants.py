@@ -153,3 +153,30 @@ def test_dkim_signature_covers_one_click_headers(
     unstuffed = re.sub(rb"(?m)^\.\.", b".", smtp)
     assert dkim.verify(unstuffed, dnsfunc=dns)
     rendering_db.rollback()
+
+
+def test_inlining_with_parsed_rules_reused_matches_premailer(
+    rendering_db: Session, render_settings: Settings, sample_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: reusing the stylesheet's parsed rules across variants changes no byte of any
+    variant's HTML against plain premailer."""
+    import premailer
+
+    from newsletter import rendering
+    from newsletter.languages import LANGUAGE_SETS
+
+    edition = import_edition_file(rendering_db, sample_path)
+    placeholders = {"unsubscribe_url": "U", "greeting_html": "G", "greeting_text": "T"}
+
+    def render_all() -> list[Any]:
+        return [
+            rendering.render_edition(
+                rendering_db, render_settings, edition, langs, placeholders=placeholders
+            )
+            for langs in LANGUAGE_SETS
+        ]
+
+    reused = render_all()
+    monkeypatch.setattr(rendering, "_Premailer", premailer.Premailer)
+    assert render_all() == reused
+    rendering_db.rollback()
