@@ -85,7 +85,11 @@ def send(
         local = started.scheduled_at.astimezone(settings.tz)
         click.echo(f"{started.week} scheduled for {local:%Y-%m-%d %H:%M %Z}")
         return
-    rest = "; a worker is planning the rest of the list" if started.planning else ""
+    rest = (
+        f"; the rest of the list is planned in chunks of {settings.plan_chunk}"
+        if started.planning
+        else ""
+    )
     click.echo(
         f"{started.week}: {started.total} deliveries planned "
         f"({started.planned} new), {started.batches} batch(es) queued{rest}"

@@ -29,6 +29,23 @@ def test_send_wait_and_status(cli, runtime, edition, readers) -> None:  # type: 
 
 
 @embedded
+def test_send_plans_a_long_list_in_chunks(cli, runtime, edition, readers) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: with chunks smaller than the list, `send` says so, and every reader still
+    gets one email."""
+    readers(7)
+    sent = cli(
+        "send", "--week", WEEK, env={"NEWSLETTER_BATCH_SIZE": "3", "NEWSLETTER_PLAN_CHUNK": "2"}
+    )
+    assert sent.returncode == 0, sent.stderr
+    assert (
+        "3 deliveries planned (3 new), 1 batch(es) queued; the rest of the list is planned"
+        in sent.stdout
+    )
+    assert "sent — queued 0, sending 0, sent 7, failed 0, skipped 0 (total 7)" in sent.stdout
+    assert len(mailbox.Maildir(runtime.settings.outbox, create=False)) == 7
+
+
+@embedded
 def test_refusals_are_one_line(cli, edition) -> None:  # type: ignore[no-untyped-def]
     """Scenario: wrong moves and missing things print one `error:` line, exit 1, no traceback."""
     cases = [
