@@ -32,3 +32,23 @@ def test_in_process_jobs_run_after_commit(session) -> None:  # type: ignore[no-u
 
     jobs.enqueue(None, "tick", depth=0)
     assert ran[1:] == [("tick", {"depth": 0}), ("tick", {"depth": 1})]
+
+
+def test_a_worker_is_ready_before_its_first_task(broker_settings) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: a starting worker has compiled every email template and catalog and opened a
+    database connection, so its first message waits for none of them."""
+    from newsletter import i18n, rendering
+    from workers.celery_app import create_app
+    from workers.tasks import forget_runtimes, runtime_for, warm_up
+
+    rendering.email_environment.cache_clear()
+    i18n.translations.cache_clear()
+    app = create_app(broker_settings)
+    try:
+        warm_up(app)
+        env = rendering.email_environment()
+        assert len(env.cache) == len(env.list_templates()) >= 6  # type: ignore[arg-type]
+        assert i18n.translations.cache_info().currsize == 3
+        assert runtime_for(app).engine.pool.checkedin() == 1
+    finally:
+        forget_runtimes()
