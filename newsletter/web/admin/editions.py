@@ -7,7 +7,7 @@ import email.policy
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, Response
@@ -53,6 +53,9 @@ def load_edition(session: Session, week: str) -> Edition:
 
 @dataclass(frozen=True)
 class Preview:
+    edition: Edition
+    languages: tuple[str, ...]
+    fallback_language: str | None
     subject: str
     html: str
     text: str
@@ -78,7 +81,28 @@ def render_preview(
             html = part.get_content()  # type: ignore[attr-defined]
         elif part.get_content_type() == "text/plain" and not text:
             text = part.get_content()  # type: ignore[attr-defined]
-    return Preview(subject=str(message["Subject"] or ""), html=html, text=text)
+    subject = str(message["Subject"] or "")
+    return Preview(edition, languages, fallback_language, subject, html, text)
+
+
+def requested_preview(
+    request: Request,
+    week: str,
+    session: SessionDep,
+    staff: StaffDep,
+    langs: str = "be",
+    fallback: str | None = None,
+) -> Preview:
+    """The preview that the `langs` and `fallback` query parameters ask for."""
+    # Staff, then the week, then the languages: anonymous visitors go to the login page
+    # whatever they asked, and an unknown week is a 404 even when the languages are bad too.
+    edition = load_edition(session, week)
+    languages = parse_languages(langs)
+    fallback_language = parse_languages(fallback)[0] if fallback else None
+    return render_preview(session, settings_of(request), edition, languages, fallback_language)
+
+
+PreviewDep = Annotated[Preview, Depends(requested_preview)]
 
 
 @router.get("/")
@@ -153,25 +177,14 @@ def save_article(
 
 
 @router.get("/editions/{week}/preview")
-def preview_page(
-    request: Request,
-    week: str,
-    session: SessionDep,
-    staff: StaffDep,
-    langs: str = "be",
-    fallback: str | None = None,
-) -> Response:
-    edition = load_edition(session, week)
-    languages = parse_languages(langs)
-    fallback_language = parse_languages(fallback)[0] if fallback else None
-    preview = render_preview(session, settings_of(request), edition, languages, fallback_language)
+def preview_page(request: Request, staff: StaffDep, preview: PreviewDep) -> Response:
     return render(
         request,
         "admin/preview.html",
         {
-            "edition": edition,
-            "langs": format_languages(languages),
-            "fallback": fallback_language or "",
+            "edition": preview.edition,
+            "langs": format_languages(preview.languages),
+            "fallback": preview.fallback_language or "",
             "preview": preview,
             "language_sets": [format_languages(s) for s in LANGUAGE_SETS],
         },
@@ -179,16 +192,5 @@ def preview_page(
 
 
 @router.get("/editions/{week}/preview/email")
-def preview_email(
-    request: Request,
-    week: str,
-    session: SessionDep,
-    staff: StaffDep,
-    langs: str = "be",
-    fallback: str | None = None,
-) -> Response:
-    edition = load_edition(session, week)
-    languages = parse_languages(langs)
-    fallback_language = parse_languages(fallback)[0] if fallback else None
-    preview = render_preview(session, settings_of(request), edition, languages, fallback_language)
+def preview_email(staff: StaffDep, preview: PreviewDep) -> Response:
     return HTMLResponse(preview.html, headers=PREVIEW_HEADERS)
