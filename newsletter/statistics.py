@@ -22,21 +22,22 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
+from newsletter.subscriptions import EventKind
 
 # Event kinds that move a subscriber's status, and where they move it ("added" and "imported"
 # name the status they gave in their detail; the value here is the usual one).
-STATUS_OF_KIND: dict[str, SubscriberStatus] = {
-    "subscribed": SubscriberStatus.pending,
-    "resubscribed": SubscriberStatus.pending,
-    "added": SubscriberStatus.active,
-    "imported": SubscriberStatus.active,
-    "confirmed": SubscriberStatus.active,
-    "unsubscribed": SubscriberStatus.unsubscribed,
-    "bounced": SubscriberStatus.bounced,
-    "complained": SubscriberStatus.complained,
+STATUS_OF_KIND: dict[EventKind, SubscriberStatus] = {
+    EventKind.subscribed: SubscriberStatus.pending,
+    EventKind.resubscribed: SubscriberStatus.pending,
+    EventKind.added: SubscriberStatus.active,
+    EventKind.imported: SubscriberStatus.active,
+    EventKind.confirmed: SubscriberStatus.active,
+    EventKind.unsubscribed: SubscriberStatus.unsubscribed,
+    EventKind.bounced: SubscriberStatus.bounced,
+    EventKind.complained: SubscriberStatus.complained,
 }
-CONFIRM_KINDS = ("confirmed",)
-UNSUBSCRIBE_KINDS = ("unsubscribed",)
+CONFIRM_KINDS = (EventKind.confirmed,)
+UNSUBSCRIBE_KINDS = (EventKind.unsubscribed,)
 STATUSES: tuple[str, ...] = tuple(s.value for s in SubscriberStatus)
 
 
@@ -72,7 +73,7 @@ def _aware(moment: datetime) -> datetime:
 def _status_after(kind: str, detail: object) -> SubscriberStatus:
     if isinstance(detail, dict) and detail.get("status") in STATUSES:
         return SubscriberStatus(detail["status"])
-    return STATUS_OF_KIND[kind]
+    return STATUS_OF_KIND[EventKind(kind)]
 
 
 def by_status(session: Session) -> dict[str, int]:
