@@ -50,7 +50,7 @@ class WeekPoint:
 
 
 @dataclass(frozen=True)
-class EditionStats:
+class EditionCounts:
     week: str
     status: str
     planned: int
@@ -151,7 +151,7 @@ def over_time(
     return status_points, language_points
 
 
-def per_edition(session: Session, *, limit: int = 20) -> list[EditionStats]:
+def per_edition(session: Session, *, limit: int = 20) -> list[EditionCounts]:
     """For each edition that went out, newest first: delivery counts, the unsubscribes its
     links brought, and the confirmations between its send and the next edition's."""
     editions = list(
@@ -181,7 +181,7 @@ def per_edition(session: Session, *, limit: int = 20) -> list[EditionStats]:
             )
         )
     ]
-    out: list[EditionStats] = []
+    out: list[EditionCounts] = []
     window_end: datetime | None = None
     for edition in editions:  # newest first: each window ends where the newer one starts
         start = _aware(edition.started_at)  # type: ignore[arg-type]
@@ -189,7 +189,7 @@ def per_edition(session: Session, *, limit: int = 20) -> list[EditionStats]:
             1 for t in confirm_times if t >= start and (window_end is None or t < window_end)
         )
         out.append(
-            EditionStats(
+            EditionCounts(
                 week=edition.week,
                 status=EditionStatus(edition.status).value,
                 planned=edition.planned_count,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from newsletter.languages import LANGUAGES
+from newsletter.statistics import EditionCounts
 
 
 def _plain_text(value: str) -> str:
@@ -181,19 +182,10 @@ class WeekCounts(Model):
     counts: dict[str, int]
 
 
-class EditionCounts(Model):
-    week: str
-    status: str
-    planned: int
-    sent: int
-    failed: int
-    confirmations: int
-    unsubscribes: int
-
-
 class StatisticsOut(Model):
     by_status: dict[str, int]
     by_language: dict[str, int] = Field(description="Active subscribers reading each language")
     status_over_time: list[WeekCounts]
     languages_over_time: list[WeekCounts]
+    # The domain's dataclass, served as it is: its fields are declared once, in statistics.py.
     editions: list[EditionCounts]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from newsletter import statistics
 from newsletter.web.api.routing import ApiRoute, ApiStaff
-from newsletter.web.api.schemas import EditionCounts, StatisticsOut, WeekCounts
+from newsletter.web.api.schemas import StatisticsOut, WeekCounts
 from newsletter.web.deps import SessionDep
 
 router = APIRouter(prefix="/statistics", tags=["statistics"], route_class=ApiRoute)
@@ -25,5 +24,5 @@ def get_statistics(
         by_language=statistics.by_language(session),
         status_over_time=[WeekCounts(week=p.week, counts=p.counts) for p in status_points],
         languages_over_time=[WeekCounts(week=p.week, counts=p.counts) for p in language_points],
-        editions=[EditionCounts(**asdict(e)) for e in statistics.per_edition(session)],
+        editions=statistics.per_edition(session),
     )
