@@ -42,7 +42,7 @@ STATUSES: tuple[str, ...] = tuple(s.value for s in SubscriberStatus)
 
 
 @dataclass(frozen=True)
-class WeekPoint:
+class WeekCounts:
     """Counts at the end of one ISO week ("2020-W05")."""
 
     week: str
@@ -111,7 +111,7 @@ def week_ends(weeks: int, now: datetime | None = None) -> list[datetime]:
 
 def over_time(
     session: Session, *, weeks: int = 12, now: datetime | None = None
-) -> tuple[list[WeekPoint], list[WeekPoint]]:
+) -> tuple[list[WeekCounts], list[WeekCounts]]:
     """Subscribers by status, and active subscribers by language, at the end of each week."""
     ends = week_ends(weeks, now)
     kinds = list(STATUS_OF_KIND)
@@ -125,8 +125,8 @@ def over_time(
         .execution_options(yield_per=5000)
     )
     state: dict[int, tuple[SubscriberStatus, str]] = {}
-    status_points: list[WeekPoint] = []
-    language_points: list[WeekPoint] = []
+    status_points: list[WeekCounts] = []
+    language_points: list[WeekCounts] = []
     index = 0
 
     def snapshot(end: datetime) -> None:
@@ -136,8 +136,8 @@ def over_time(
             if status == SubscriberStatus.active:
                 langs.update(languages.split(","))
         label = _week_label((end - timedelta(days=1)).date())
-        status_points.append(WeekPoint(label, {s: statuses.get(s, 0) for s in STATUSES}))
-        language_points.append(WeekPoint(label, {lang: langs.get(lang, 0) for lang in LANGUAGES}))
+        status_points.append(WeekCounts(label, {s: statuses.get(s, 0) for s in STATUSES}))
+        language_points.append(WeekCounts(label, {lang: langs.get(lang, 0) for lang in LANGUAGES}))
 
     for subscriber_id, kind, detail, created_at, languages in rows:
         moment = _aware(created_at)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from newsletter.languages import LANGUAGES
-from newsletter.statistics import EditionCounts
+from newsletter.statistics import EditionCounts, WeekCounts
 
 
 def _plain_text(value: str) -> str:
@@ -175,11 +175,6 @@ class Message(Model):
 
 
 # --------------------------------------------------------------------------- statistics
-
-
-class WeekCounts(Model):
-    week: str
-    counts: dict[str, int]
 
 
 class StatisticsOut(Model):

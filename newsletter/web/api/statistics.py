@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from newsletter import statistics
 from newsletter.web.api.routing import ApiRoute, ApiStaff
-from newsletter.web.api.schemas import StatisticsOut, WeekCounts
+from newsletter.web.api.schemas import StatisticsOut
 from newsletter.web.deps import SessionDep
 
 router = APIRouter(prefix="/statistics", tags=["statistics"], route_class=ApiRoute)
@@ -22,7 +22,7 @@ def get_statistics(
     return StatisticsOut(
         by_status=statistics.by_status(session),
         by_language=statistics.by_language(session),
-        status_over_time=[WeekCounts(week=p.week, counts=p.counts) for p in status_points],
-        languages_over_time=[WeekCounts(week=p.week, counts=p.counts) for p in language_points],
+        status_over_time=status_points,
+        languages_over_time=language_points,
         editions=statistics.per_edition(session),
     )
