@@ -79,13 +79,21 @@ class Outcomes:
         )
 
 
-def id_in(session: Session, column: ColumnElement[int], ids: Sequence[int]) -> ColumnElement[bool]:
+def ids_match(
+    postgresql: bool, column: ColumnElement[int], ids: Sequence[int] | str
+) -> ColumnElement[bool]:
     """`column = ANY(:ids)` on PostgreSQL: one array parameter, so the statement's text is the
     same for any number of ids (SQLAlchemy and psycopg cache it; an expanded IN of hundreds of
-    parameters costs more to build and parse than the UPDATE itself). IN on SQLite."""
-    if is_postgresql(session):
-        return column == any_(bindparam(None, list(ids), type_=ARRAY(BigInteger)))
-    return column.in_(ids)
+    parameters costs more to build and parse than the UPDATE itself). IN on SQLite.
+    `ids` is the ids themselves, or the name of a parameter given at execution."""
+    param = {"key": ids} if isinstance(ids, str) else {"key": None, "value": list(ids)}
+    if postgresql:
+        return column == any_(bindparam(**param, type_=ARRAY(BigInteger)))
+    return column.in_(bindparam(**param, expanding=True))
+
+
+def id_in(session: Session, column: ColumnElement[int], ids: Sequence[int]) -> ColumnElement[bool]:
+    return ids_match(is_postgresql(session), column, ids)
 
 
 def plan_chunk(
@@ -236,14 +244,9 @@ def backoff(attempts: int, base: float) -> timedelta:
 @cache
 def _mark_sent_statement(postgresql: bool) -> Update:
     """The UPDATE that marks a stretch sent: the hot one, so built once per dialect."""
-    ids = (
-        D.c.id == any_(bindparam("ids", type_=ARRAY(BigInteger)))
-        if postgresql
-        else D.c.id.in_(bindparam("ids", expanding=True))
-    )
     return (
         update(D)
-        .where(ids)
+        .where(ids_match(postgresql, D.c.id, "ids"))
         .values(
             status=Q.sent.value,
             sent_at=bindparam("now", type_=D.c.sent_at.type),
