@@ -46,8 +46,16 @@ SENT = SendResult(Outcome.ok)
 # A message: its bytes, or a list of buffers that make it up when written one after another
 # (the SMTP client hands them to the socket without joining them).
 MessageData = bytes | list[bytes]
-# (recipient address, message): dot-stuffed for SMTP when the transport's `dot_stuffed` is true.
-Batch = Sequence[tuple[str, MessageData]]
+# (recipient address, message[, envelope sender]): the message dot-stuffed for SMTP when the
+# transport's `dot_stuffed` is true. A third item, when given and not None, is that message's
+# own envelope sender (MAIL FROM, e.g. a VERP address); otherwise send()'s `envelope_from`.
+Item = tuple[str, MessageData] | tuple[str, MessageData, str | None]
+Batch = Sequence[Item]
+
+
+def sender_of(item: Item, default: str) -> str:
+    """The envelope sender of one batch item: its own, or the batch's default."""
+    return (item[2] or default) if len(item) > 2 else default  # type: ignore[misc]
 
 
 def joined(data: MessageData) -> bytes:
@@ -64,7 +72,10 @@ class Transport(Protocol):
 
     def close(self) -> None: ...
 
-    def send(self, envelope_from: str, batch: Batch) -> list[SendResult]: ...
+    def send(self, envelope_from: str, batch: Batch) -> list[SendResult]:
+        """One result per item, in order; `envelope_from` is the MAIL FROM of items without
+        their own."""
+        ...
 
     def __enter__(self) -> Self: ...
 
@@ -124,9 +135,11 @@ class MaildirTransport(_TransportBase):
             self.open()
         assert self._box is not None
         results = []
-        for rcpt, data in batch:
+        for item in batch:
+            rcpt, data = item[0], item[1]
             # What a local MDA records: the envelope, then the message with Unix line ends.
-            envelope = f"Return-Path: <{envelope_from}>\nDelivered-To: {rcpt}\n".encode()
+            sender = sender_of(item, envelope_from)
+            envelope = f"Return-Path: <{sender}>\nDelivered-To: {rcpt}\n".encode()
             try:
                 self._box.add(envelope + joined(data).replace(b"\r\n", b"\n"))
             except OSError as exc:
@@ -274,11 +287,23 @@ class SmtpTransport(_TransportBase):
     def _send_range(
         self, envelope_from: str, batch: Batch, start: int, results: list[SendResult | None]
     ) -> None:
-        mail_cmd = b"MAIL FROM:<" + envelope_from.encode() + b">" + self._mail_options + b"\r\n"
         if self._pipelining:
-            self._send_pipelined(mail_cmd, batch, start, results)
+            self._send_pipelined(envelope_from, batch, start, results)
         else:
-            self._send_lockstep(mail_cmd, batch, start, results)
+            self._send_lockstep(envelope_from, batch, start, results)
+
+    def _mail_commands(self, envelope_from: str) -> Callable[[Item], bytes]:
+        """MAIL FROM for each item: built once for the batch's sender, per item for its own."""
+        options = self._mail_options
+        default = b"MAIL FROM:<" + envelope_from.encode() + b">" + options + b"\r\n"
+
+        def mail_cmd(item: Item) -> bytes:
+            own = item[2] if len(item) > 2 else None  # type: ignore[misc]
+            if not own:
+                return default
+            return b"MAIL FROM:<" + own.encode() + b">" + options + b"\r\n"
+
+        return mail_cmd
 
     def _reply(self) -> tuple[int, str]:
         """One reply, read like smtplib.getreply() without its per-line overhead."""
@@ -311,15 +336,17 @@ class SmtpTransport(_TransportBase):
         return code, b"\n".join(lines).decode("utf-8", "replace")
 
     def _send_lockstep(
-        self, mail_cmd: bytes, batch: Batch, start: int, results: list[SendResult | None]
+        self, envelope_from: str, batch: Batch, start: int, results: list[SendResult | None]
     ) -> None:
         assert self._smtp is not None
         write = self._smtp.sock.sendall  # type: ignore[union-attr]
+        mail_cmd = self._mail_commands(envelope_from)
         for i in range(start, len(batch)):
-            rcpt, data = batch[i]
+            item = batch[i]
+            rcpt, data = item[0], item[1]
             failure: SendResult | None = None
             for stage, command, expected in (
-                ("mail", mail_cmd, 250),
+                ("mail", mail_cmd(item), 250),
                 ("rcpt", b"RCPT TO:<" + rcpt.encode() + b">\r\n", 250),
                 ("data", b"DATA\r\n", 354),
             ):
@@ -340,10 +367,11 @@ class SmtpTransport(_TransportBase):
                 _raise_if_closing(*self._reply())
 
     def _send_pipelined(
-        self, mail_cmd: bytes, batch: Batch, start: int, results: list[SendResult | None]
+        self, envelope_from: str, batch: Batch, start: int, results: list[SendResult | None]
     ) -> None:
         assert self._smtp is not None
         write = self._writer()
+        mail_cmd = self._mail_commands(envelope_from)
         # Buffers to go out with the next write (the message itself is never copied), and
         # the replies they will produce.
         pending: list[bytes] = []
@@ -351,8 +379,9 @@ class SmtpTransport(_TransportBase):
         ignored = 0  # replies to RSET and the like
         reply = self._reply
         for i in range(start, len(batch)):
-            rcpt, data = batch[i]
-            pending.append(mail_cmd + b"RCPT TO:<" + rcpt.encode() + b">\r\nDATA\r\n")
+            item = batch[i]
+            rcpt, data = item[0], item[1]
+            pending.append(mail_cmd(item) + b"RCPT TO:<" + rcpt.encode() + b">\r\nDATA\r\n")
             write(pending)
             if final_for is not None:
                 code, text = reply()

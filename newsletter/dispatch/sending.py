@@ -26,7 +26,7 @@ from newsletter.dispatch import store
 from newsletter.dispatch.store import Claim, Outcomes
 from newsletter.errors import EditionIncomplete
 from newsletter.models import Edition, EditionStatus, utcnow
-from newsletter.transport import MessageData, Outcome, SendResult, Transport
+from newsletter.transport import Item, Outcome, SendResult, Transport
 
 if TYPE_CHECKING:
     from newsletter.messages import MessageTemplate
@@ -100,6 +100,12 @@ def signer_for(secret_key: str) -> Any:
     from newsletter.tokens import TokenSigner
 
     return TokenSigner(secret_key)
+
+
+def envelope_senders(settings: Settings, edition_id: int) -> Callable[[Claim], str] | None:
+    """The hook for a per-message envelope sender (VERP): a function giving each claimed
+    reader's MAIL FROM, or None for NEWSLETTER_FROM's address on every message."""
+    return None
 
 
 def message_id_suffix(settings: Settings, edition_id: int) -> str:
@@ -215,6 +221,7 @@ def _send_claims(
     unsubscribe = _unsubscribe_purpose()
     suffix = message_id_suffix(settings, edition_id)
     envelope_from = parseaddr(settings.from_address)[1]
+    own_sender = envelope_senders(settings, edition_id)
     base_url = settings.base_url
     dot_stuffed = transport.dot_stuffed
     step = pacer.chunk(FLUSH_EVERY)
@@ -231,7 +238,7 @@ def _send_claims(
                 store.release(session, [c.delivery_id for c in active[start:]])
                 store.hold(session, edition_id, str(exc), now())
             break
-        batch: list[tuple[str, MessageData]] = []
+        batch: list[Item] = []
         for c in chunk:
             template = templates[tuple(c.languages.split(","))]
             token = signer.make(unsubscribe, c.subscriber_id, edition_id)
@@ -242,7 +249,10 @@ def _send_claims(
                 message_id=f"<{c.delivery_id}{suffix}",
             )
             render = template.render_smtp_parts if dot_stuffed else template.render
-            batch.append((c.email, render(recipient)))
+            if own_sender is None:
+                batch.append((c.email, render(recipient)))
+            else:
+                batch.append((c.email, render(recipient), own_sender(c)))
         pacer.wait(len(batch))
         _collect(outcomes, chunk, transport.send(envelope_from, batch))
         # The claim itself was a heartbeat for its rows; a slow claim (a rate limit, a slow

@@ -117,3 +117,39 @@ def test_reconnects_after_the_server_closes_mid_batch(smtp) -> None:  # type: ig
         )
     assert [r.outcome for r in results] == [Outcome.ok, Outcome.temporary, Outcome.ok, Outcome.ok]
     assert sorted(handler.by_recipient()) == ["r0@example.org", "r2@example.org", "r3@example.org"]
+
+
+def test_each_message_may_carry_its_own_envelope_sender(smtp) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: a batch mixes messages with their own envelope sender (VERP) and messages
+    without one; the server sees each message's MAIL FROM as given, the batch's otherwise."""
+    url, handler, _ = smtp
+    batch = [
+        ("r0@example.org", _message(0), "inbound+tok0@example.org"),
+        ("r1@example.org", _message(1)),
+        ("r2@example.org", _message(2), None),
+        ("r3@example.org", _message(3), "inbound+tok3@example.org"),
+    ]
+    with SmtpTransport(url) as transport:
+        results = transport.send("bounces@example.org", batch)
+    assert {r.outcome for r in results} == {Outcome.ok}
+    senders = {rcpts[0]: sender for sender, rcpts, _ in handler.messages}
+    assert senders == {
+        "r0@example.org": "inbound+tok0@example.org",
+        "r1@example.org": "bounces@example.org",
+        "r2@example.org": "bounces@example.org",
+        "r3@example.org": "inbound+tok3@example.org",
+    }
+
+
+def test_maildir_records_each_messages_envelope_sender(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: the outbox's Return-Path is the message's own envelope sender when given."""
+    transport = MaildirTransport(tmp_path / "outbox")
+    data = b"Subject: hi\r\n\r\nx\r\n"
+    with transport:
+        transport.send("b@example.org", [("r1@example.org", data, "inbound+t@example.org")])
+        transport.send("b@example.org", [("r2@example.org", data)])
+    paths = {m["Delivered-To"]: m["Return-Path"] for m in mailbox.Maildir(tmp_path / "outbox")}
+    assert paths == {
+        "r1@example.org": "<inbound+t@example.org>",
+        "r2@example.org": "<b@example.org>",
+    }
