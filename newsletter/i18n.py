@@ -9,12 +9,14 @@ The workflow (extract, update, check) is in the README's "Editions" section.
 from __future__ import annotations
 
 import gettext
+import re
 from datetime import date, datetime
 from functools import cache
 from io import BytesIO
 
 from babel import Locale
 from babel.dates import format_date as babel_format_date
+from babel.dates import format_skeleton, parse_pattern
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
@@ -101,23 +103,46 @@ def trend_label(trend: Trend | str, lang: str) -> str:
     return gettext_for(lang, TREND_LABELS[Trend(trend)])
 
 
+# English dates in the international style (day month year, "3–9 February 2020"), not
+# the US one ("Feb 3 – 9, 2020"): CLDR's en_001 is English as written outside the US.
+DATE_LOCALES: dict[str, str] = {"be": "be", "ru": "ru", "en": "en_001"}
+# CLDR puts thin spaces around range dashes and before "г."; some mail clients' fonts show
+# them as boxes or drop them, and a one-line subject folds them anyway: plain spaces.
+_SPACES = str.maketrans({"\u2009": " ", "\u202f": " "})
+
+
 @cache
-def _locale(lang: str) -> Locale:
-    return Locale.parse(_check(lang))
+def _date_locale(lang: str) -> Locale:
+    return Locale.parse(DATE_LOCALES[_check(lang)])
 
 
 def format_date(day: date | datetime, lang: str) -> str:
     """'27 студзеня 2020', '27 января 2020', '27 January 2020'."""
-    return babel_format_date(day, "d MMMM y", locale=_locale(lang))
+    return babel_format_date(day, "d MMMM y", locale=_date_locale(lang))
+
+
+def format_interval(start: date, end: date, lang: str, *, month: str = "MMMM") -> str:
+    """'3–9 лютага 2020', '27 января — 2 февраля 2020 г.', '30 December 2019 – 5 January 2020'.
+
+    Babel's interval patterns for the skeleton yMMMd (the ends collapse as the language
+    writes them), with the month widened to MMMM as CLDR's matching rule allows: Babel's
+    format_interval does not widen, and would print "3–9 лют 2020" (with month="MMM" this
+    is exactly format_interval). MMMM is the format (genitive) form in be and ru, as in the
+    sample edition's "1 лютага 2020 года"."""
+    loc = _date_locale(lang)
+    if start == end:
+        return format_skeleton(f"y{month}d", start, locale=loc).translate(_SPACES)
+    parts = loc.interval_formats["yMMMd"]
+    # The largest calendar field in which the two ends differ picks the pattern.
+    field = "y" if start.year != end.year else "M" if start.month != end.month else "d"
+    patterns = [re.sub(r"(?<!M)MMM(?!M)", month, p) for p in parts[field]]
+    text = "".join(
+        parse_pattern(p).apply(day, loc) for p, day in zip(patterns, (start, end), strict=True)
+    )
+    return text.translate(_SPACES)
 
 
 def format_week_range(week: IsoWeek | str, lang: str) -> str:
-    """'27 студзеня – 2 лютага 2020'; the year once when both ends share it."""
+    """'3–9 лютага 2020' within a month, '27 студзеня – 2 лютага 2020' across two."""
     iso = week if isinstance(week, IsoWeek) else parse_week(str(week))
-    start, end = iso.monday, iso.sunday
-    loc = _locale(lang)
-    if start.year == end.year:
-        first = babel_format_date(start, "d MMMM", locale=loc)
-    else:
-        first = babel_format_date(start, "d MMMM y", locale=loc)
-    return f"{first} – {babel_format_date(end, 'd MMMM y', locale=loc)}"
+    return format_interval(iso.monday, iso.sunday, lang)

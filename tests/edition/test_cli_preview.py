@@ -18,6 +18,6 @@ def test_preview_html_to_stdout_and_eml_file(cli, sample_path: Path, tmp_path: P
     written = cli("preview", "--week", "2020-W05", "--lang", "ru", "--out", str(out))
     assert written.returncode == 0, written.stderr
     msg = BytesParser(policy=policy.default).parsebytes(out.read_bytes())
-    assert msg["Subject"] == "Ситуация в Беларуси: 27 января – 2 февраля 2020"
+    assert msg["Subject"] == "Ситуация в Беларуси: 27 января — 2 февраля 2020 г."
     missing = cli("preview", "--week", "2020-W09", "--lang", "ru")
     assert missing.returncode == 1 and missing.stderr.startswith("error: no edition")

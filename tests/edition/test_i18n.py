@@ -60,9 +60,38 @@ def test_trend_labels_and_title_are_translated() -> None:
 def test_week_ranges_and_dates_are_localised() -> None:
     """The sample week reads naturally in each language, the year shown once."""
     assert i18n.format_week_range("2020-W05", "be") == "27 студзеня – 2 лютага 2020"
-    assert i18n.format_week_range("2020-W05", "ru") == "27 января – 2 февраля 2020"
+    assert i18n.format_week_range("2020-W05", "ru") == "27 января — 2 февраля 2020 г."
     assert i18n.format_week_range("2020-W05", "en") == "27 January – 2 February 2020"
     assert i18n.format_week_range("2020-W01", "en") == "30 December 2019 – 5 January 2020"
+    assert i18n.format_week_range("2020-W01", "be") == "30 снежня 2019 – 5 студзеня 2020"
     from datetime import date
 
     assert i18n.format_date(date(2020, 2, 1), "be") == "1 лютага 2020"
+
+
+def test_a_week_within_one_month_names_the_month_once() -> None:
+    """2020-W06 reads "3–9 February 2020", the month in its genitive form in be and ru."""
+    assert i18n.format_week_range("2020-W06", "en") == "3–9 February 2020"
+    # The sample edition writes "1 лютага 2020 года", "1 февраля 2020 года": genitive.
+    assert i18n.format_week_range("2020-W06", "be") == "3–9 лютага 2020"
+    assert i18n.format_week_range("2020-W06", "ru") == "3—9 февраля 2020 г."
+    # Nominative forms ("люты", "февраль") would be wrong after a day number.
+    assert "люты " not in i18n.format_week_range("2020-W06", "be")
+    assert "февраль" not in i18n.format_week_range("2020-W06", "ru")
+
+
+def test_intervals_are_babels_with_the_month_written_out() -> None:
+    """With abbreviated months the interval is exactly Babel's format_interval (yMMMd)."""
+    from datetime import date, timedelta
+
+    from babel.dates import format_interval
+
+    starts = [date(2019, 12, 30), date(2020, 1, 27), date(2020, 2, 3), date(2021, 2, 28)]
+    for lang in ("be", "ru", "en"):
+        for start in starts:
+            for days in (0, 6, 40, 400):
+                end = start + timedelta(days=days)
+                babel = format_interval(start, end, "yMMMd", locale=i18n.DATE_LOCALES[lang])
+                ours = i18n.format_interval(start, end, lang, month="MMM")
+                assert ours == babel.replace("\u2009", " ").replace("\u202f", " ")
+                assert "\u2009" not in i18n.format_interval(start, end, lang)

@@ -18,7 +18,7 @@ from newsletter.messages import MessageTemplate, Recipient, prepare_edition_mess
 
 WEEK_RANGE = {
     "be": "27 студзеня – 2 лютага 2020",
-    "ru": "27 января – 2 февраля 2020",
+    "ru": "27 января — 2 февраля 2020 г.",
     "en": "27 January – 2 February 2020",
 }
 TITLE = {"be": "Сітуацыя ў Беларусі", "ru": "Ситуация в Беларуси", "en": "Situation in Belarus"}

@@ -14,7 +14,7 @@ from newsletter.runtime import Runtime
 TITLES = {"be": "Сітуацыя ў Беларусі", "ru": "Ситуация в Беларуси", "en": "Situation in Belarus"}
 RANGES = {
     "be": "27 студзеня – 2 лютага 2020",
-    "ru": "27 января – 2 февраля 2020",
+    "ru": "27 января — 2 февраля 2020 г.",
     "en": "27 January – 2 February 2020",
 }
 
@@ -103,3 +103,42 @@ def test_draft_edition_is_not_public(client: TestClient, runtime: Runtime) -> No
         import_edition_file(s, sample_data_dir() / "2020-W05.yaml")
     assert client.get("/be/archive/2020-W05").status_code == 404
     assert "2020-W05" not in client.get("/be/archive/").text
+
+
+def test_a_week_within_one_month_reads_the_same_in_archive_and_email(
+    client: TestClient, runtime: Runtime
+) -> None:
+    """Scenario: 2020-W06 (3-9 February) reads "3–9 February 2020" on every page and in the
+    email, and the archive puts each trend line where the email does: after the topic,
+    before the title."""
+    import html
+    from email import policy
+    from email.parser import BytesParser
+
+    from newsletter.i18n import trend_label
+    from newsletter.messages import Recipient, prepare_edition_messages
+
+    text = (sample_data_dir() / "2020-W05.yaml").read_text(encoding="utf-8")
+    path = runtime.settings.outbox.parent / "2020-W06.yaml"
+    path.write_text(text.replace("week: 2020-W05", "week: 2020-W06"), encoding="utf-8")
+    with runtime.session() as s:
+        import_edition_file(s, path).status = EditionStatus.sent
+    ranges = {"be": "3–9 лютага 2020", "ru": "3—9 февраля 2020 г.", "en": "3–9 February 2020"}
+    for lang, wanted in ranges.items():
+        assert wanted in client.get(f"/{lang}/archive/").text
+        page = client.get(f"/{lang}/archive/2020-W06").text
+        assert wanted in page
+        with runtime.session() as s:
+            edition = s.scalar(select(Edition).where(Edition.week == "2020-W06"))
+            template = prepare_edition_messages(s, runtime.settings, edition, [lang])[(lang,)]
+            article = edition.articles[0].translation(lang)
+            label = trend_label(edition.articles[0].trend, lang)
+        raw = template.render(
+            Recipient("a@example.org", None, "https://x.example/u", "<1@example.org>")
+        )
+        message = BytesParser(policy=policy.default).parsebytes(raw)
+        assert message["Subject"].endswith(wanted)
+        mail_html = html.unescape(message.get_body(("html",)).get_content())
+        assert wanted in mail_html
+        for document in (page, mail_html):
+            assert document.index(label) < document.index(article.title), lang
