@@ -334,3 +334,28 @@ class Delivery(Base):
     claimed_at: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+
+
+class ContentVersion(Base):
+    """One row whose number database triggers raise whenever what the public pages show may
+    have changed (an edition's status, languages or subjects; articles, their texts, topics).
+
+    Every web process compares it with the number its rendered pages were made at: one cheap
+    read tells all of them, whichever process or command made the change (migration 0006).
+    """
+
+    __tablename__ = "content_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SchedulerState(Base):
+    """The scheduler's tick: which process holds the lease to run it, and when it last ran."""
+
+    __tablename__ = "scheduler_state"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    last_tick_at: Mapped[datetime | None]

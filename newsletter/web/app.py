@@ -11,12 +11,14 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from newsletter.config import Settings
 from newsletter.paths import templates_dir
 from newsletter.runtime import Runtime
 from newsletter.web import errors
+from newsletter.web.head import HeadAsGetMiddleware
+from newsletter.web.pagecache import PageCache, read_content_version
 from newsletter.web.pages import make_environment
 from newsletter.web.security import SecurityHeadersMiddleware
 
@@ -50,15 +52,25 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     app.state.runtime = rt
     app.state.settings = settings
     app.state.pages = make_environment()
+    app.state.page_cache = _page_cache(rt)
 
     errors.install(app)
     app.add_middleware(
         SecurityHeadersMiddleware, https=urlsplit(settings.base_url).scheme == "https"
     )
+    app.add_middleware(HeadAsGetMiddleware)
     _add_basic_routes(app)
     include_optional_routers(app)
     _include_public(app)
     return app
+
+
+def _page_cache(runtime: Runtime) -> PageCache:
+    """The public pages rendered once; a commit in this process has the version read again
+    (another process's commit is seen within the cache's recheck interval)."""
+    cache = PageCache(lambda: read_content_version(runtime.engine))
+    event.listen(runtime.engine, "commit", lambda _conn: cache.expire())
+    return cache
 
 
 def include_optional_routers(app: FastAPI, modules: tuple[str, ...] = OPTIONAL_ROUTERS) -> None:
@@ -107,7 +119,7 @@ def _add_basic_routes(app: FastAPI) -> None:
         return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
     @app.get("/static/site.css", include_in_schema=False)
-    def site_css() -> Response:
+    async def site_css() -> Response:
         return Response(
             css,
             media_type="text/css; charset=utf-8",

@@ -52,9 +52,17 @@ def render(
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     """Render templates/web/<template> in `lang`; the language switch keeps the same page."""
+    html = render_text(request, template, lang, context)
+    return HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
+
+
+def render_text(
+    request: Request, template: str, lang: str, context: Mapping[str, Any] | None = None
+) -> str:
+    """The page as text: what `render` sends, and what the page cache keeps."""
     env: Environment = request.app.state.pages
     catalog = translations(lang)
-    html = env.get_template(template).render(
+    return env.get_template(template).render(
         {
             "lang": lang,
             "_": catalog.gettext,
@@ -64,4 +72,3 @@ def render(
             **(context or {}),
         }
     )
-    return HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))

@@ -18,10 +18,12 @@ from newsletter.errors import ValidationError as DomainValidationError
 from newsletter.languages import LANGUAGES, parse_languages
 from newsletter.models import EventSource, Subscriber, SubscriberStatus
 from newsletter.tokens import TokenData, TokenPurpose
+from newsletter.web.cached import PUBLIC, cached_page, html
 from newsletter.web.deps import RuntimeDep, SessionDep
 from newsletter.web.errors import N_
 from newsletter.web.lang import request_language
-from newsletter.web.pages import render
+from newsletter.web.pagecache import Rendered
+from newsletter.web.pages import render, render_text
 from newsletter.web.ratelimit import limiter_key
 
 router = APIRouter()
@@ -56,9 +58,16 @@ def chosen_languages(checked: list[str], first: str | None) -> tuple[str, ...]:
 
 
 @router.get("/{lang}/")
-def subscribe_page(request: Request, lang: str) -> Response:
+async def subscribe_page(request: Request, lang: str) -> Response:
+    """The form, from the page cache: it holds nothing per visitor (no CSRF token: double
+    opt-in and the rate limits guard the POST). Anything per visitor must not go into it."""
     check_lang(lang)
-    return render(request, "subscribe.html", lang, {"form": {"languages": [lang], "first": lang}})
+
+    def render() -> Rendered:
+        form = {"languages": [lang], "first": lang}
+        return html(render_text(request, "subscribe.html", lang, {"form": form}), PUBLIC)
+
+    return await cached_page(request, ("form", lang), render)
 
 
 @router.post("/{lang}/subscribe")
