@@ -12,6 +12,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -359,3 +360,16 @@ class SchedulerState(Base):
     holder: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None]
     last_tick_at: Mapped[datetime | None]
+
+
+class RateCount(Base):
+    """One windowed count of the rate limiter when no Redis is configured (shared by every
+    web process through the database). `key` is a keyed hash: no IP or address in clear."""
+
+    __tablename__ = "rate_counts"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    # Seconds since the epoch: compared with the clock, never shown.
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+    last_at: Mapped[float] = mapped_column(Float)

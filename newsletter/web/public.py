@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse
 from newsletter.tokens import TokenSigner
 from newsletter.web import archive, subscriptions
 from newsletter.web.lang import negotiate
-from newsletter.web.ratelimit import SubscribeLimits, make_rate_limiter
+from newsletter.web.ratelimit import RateLimiter, SubscribeLimits, shared_counts
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,5 +28,5 @@ def setup(app: FastAPI) -> None:
     """What the public pages keep per app: the token signer and the rate limiter."""
     settings = app.state.settings
     app.state.signer = TokenSigner(settings.secret_key)
-    app.state.rate_limiter = make_rate_limiter(settings.broker_url)
+    app.state.rate_limiter = RateLimiter(shared_counts(app.state), settings.secret_key)
     app.state.subscribe_limits = SubscribeLimits()

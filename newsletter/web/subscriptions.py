@@ -24,7 +24,7 @@ from newsletter.web.errors import N_
 from newsletter.web.lang import request_language
 from newsletter.web.pagecache import Rendered
 from newsletter.web.pages import render, render_text
-from newsletter.web.ratelimit import limiter_key
+from newsletter.web.ratelimit import client_key
 
 router = APIRouter()
 
@@ -101,13 +101,22 @@ def subscribe(
     if problems:
         return _form_again(request, lang, form, problems)
 
+    try:
+        # Limits count the address as the store keeps it: Unicode spellings are one address.
+        address = subscriptions.normalise_email(email)
+    except DomainValidationError:
+        return _form_again(request, lang, form, [N_("Please enter a valid email address.")])
     limiter, limits = request.app.state.rate_limiter, request.app.state.subscribe_limits
     secret = runtime.settings.secret_key
     ip = request.client.host if request.client else "unknown"
-    if not limiter.hit(limiter_key(secret, "ip", ip), limits.per_ip) or not limiter.hit(
-        limiter_key(secret, "address", email.lower()), limits.per_address
+    if not limiter.hit("ip", client_key(ip), limits.per_ip) or not limiter.hit(
+        "address", address, limits.per_address
     ):
         return render(request, "error.html", lang, _too_many(), status_code=429, headers=PRIVATE)
+    # At most one confirmation email per address a day, whoever asks and from wherever.
+    # Counted before the subscribe writes: on SQLite the limiter's own transaction would
+    # otherwise wait for this request's.
+    may_confirm = limiter.hit("confirmation", address, limits.confirmations)
 
     consent = subscriptions.Consent(
         form=FORM_NAME,
@@ -126,7 +135,7 @@ def subscribe(
         # An erased (suppressed) address: refused quietly, with the same answer as anyone.
         session.rollback()
         return render(request, "subscribed.html", lang, headers=PRIVATE)
-    if result.needs_confirmation:
+    if result.needs_confirmation and may_confirm:
         runtime.jobs.enqueue(session, "send_confirmation", subscriber_id=result.subscriber.id)
     return render(request, "subscribed.html", lang, headers=PRIVATE)
 

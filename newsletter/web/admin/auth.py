@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Form, Request
@@ -15,28 +16,16 @@ from newsletter.web.admin.session import (
     read_session,
     replace_session,
 )
-from newsletter.web.ratelimit import Limit, limiter_key, make_rate_limiter
+from newsletter.web.ratelimit import LoginPolicy, LoginThrottle, client_key, shared_counts
 
 router = APIRouter(route_class=AdminRoute)
 
-# Password guessing: attempts per client address and per account name, in any 15 minutes.
-LOGIN_PER_IP = Limit(30, 900)
-LOGIN_PER_NAME = Limit(10, 900)
-
 
 def setup(app: FastAPI) -> None:
-    """The login limiter: in Redis when a broker is configured (shared by every process)."""
-    app.state.login_limiter = make_rate_limiter(app.state.runtime.settings.broker_url)
-
-
-def _allowed(request: Request, name: str) -> bool:
-    limiter = getattr(request.app.state, "login_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.login_limiter = make_rate_limiter(None)
-    secret = settings_of(request).secret_key
-    ip = request.client.host if request.client else "unknown"
-    return limiter.hit(limiter_key(secret, "login-ip", ip), LOGIN_PER_IP) and limiter.hit(
-        limiter_key(secret, "login-name", name.lower()), LOGIN_PER_NAME
+    """The login throttle, over the counts every web process shares."""
+    settings = app.state.runtime.settings
+    app.state.login_throttle = LoginThrottle(
+        shared_counts(app.state), settings.secret_key, LoginPolicy()
     )
 
 
@@ -69,24 +58,33 @@ def login(
 ) -> Response:
     from newsletter import staff as staff_accounts
 
-    if not _allowed(request, name.strip()):
-        return render(
+    throttle: LoginThrottle = request.app.state.login_throttle
+    source = client_key(request.client.host if request.client else None)
+    wait = throttle.wait(name, source)
+    if wait > 0:
+        # Slowed down, never locked: this source waits; the account works from elsewhere.
+        seconds = math.ceil(wait)
+        page = render(
             request,
             "admin/login.html",
-            {"next": safe_next(next), "failed": False, "throttled": True, "name": name},
+            {"next": safe_next(next), "failed": False, "wait": seconds, "name": name},
             status_code=429,
         )
+        page.headers["Retry-After"] = str(seconds)
+        return page
     # An empty field never matches (passwords have 8+ characters): no hashing for it.
     user = (
         staff_accounts.authenticate(session, name.strip(), password) if name and password else None
     )
     if user is None:
+        throttle.failed(name, source)
         return render(
             request,
             "admin/login.html",
             {"next": safe_next(next), "failed": True, "name": name},
             status_code=401,
         )
+    throttle.succeeded(name, source)
     # A new session (and CSRF token) at login: a token planted before login is worthless.
     replace_session(request, new_session(user.id, password_fingerprint(user.password_hash)))
     return redirect(request, safe_next(next))
