@@ -9,6 +9,7 @@ import psycopg
 from psycopg import sql
 
 from newsletter.languages import LANGUAGE_SETS, format_languages
+from newsletter.models import new_link_salt
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 COPY_CHUNK = 20_000
@@ -58,7 +59,7 @@ def load_subscribers(dsn: str, count: int, domain: str = "bench.example") -> Non
     now = datetime.now(UTC).isoformat()
     columns = (
         "email, name, languages, status, created_at, updated_at, confirmed_at, "
-        "consent_at, consent_form, consent_lang"
+        "consent_at, consent_form, consent_lang, link_salt"
     )
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY subscribers ({columns}) FROM STDIN") as copy:
@@ -69,7 +70,7 @@ def load_subscribers(dsn: str, count: int, domain: str = "bench.example") -> Non
                     langs = sets[i % len(sets)]
                     rows.append(
                         f"reader{i}@{domain}\t{name}\t{langs}\tactive\t{now}\t{now}\t{now}"
-                        f"\t{now}\tbench\t{langs[:2]}\n"
+                        f"\t{now}\tbench\t{langs[:2]}\t{new_link_salt()}\n"
                     )
                 copy.write("".join(rows).encode())
         conn.commit()

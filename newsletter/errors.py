@@ -10,7 +10,8 @@ NewsletterError
 ├── SubscriptionError           a subscription rule refuses the change
 ├── TokenError
 │   ├── TokenInvalid            tampered, unknown or for another purpose
-│   └── TokenExpired            signed by us, but too old
+│   ├── TokenExpired            signed by us, but too old
+│   └── TokenRevoked            signed by us, for a subscription erased or started afresh since
 ├── EditionIncomplete           some articles lack a language and no fallback was chosen
 └── DeliveryError
     ├── TemporaryDeliveryError  4xx, connection lost, server down: retry later
@@ -62,6 +63,10 @@ class TokenInvalid(TokenError):
 
 class TokenExpired(TokenError):
     """Genuine but past its lifetime."""
+
+
+class TokenRevoked(TokenError):
+    """Genuine, but its subscription has been erased or started afresh since: acts on nobody."""
 
 
 class EditionIncomplete(NewsletterError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from newsletter.languages import LANGUAGE_SETS, format_languages
+from newsletter.tokens import SALT_BITS
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -43,6 +45,16 @@ LANGUAGE_SET_SQL = ", ".join(f"'{format_languages(s)}'" for s in LANGUAGE_SETS)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# A subscriber's link salt is bound into every link token made for them; 0 marks a row made
+# before salts existed (see subscriptions.token_holder), so a drawn salt is never 0.
+LEGACY_LINK_SALT = 0
+
+
+def new_link_salt() -> int:
+    """A fresh random salt: links made with any earlier one act on nobody."""
+    return secrets.randbelow(2**SALT_BITS - 1) + 1
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -137,6 +149,9 @@ class Subscriber(Base):
     __table_args__ = (
         CheckConstraint(f"languages IN ({LANGUAGE_SET_SQL})", name="languages_set"),
         CheckConstraint("email = lower(email)", name="email_normalised"),
+        # Ids are never reused (an old link names an id): SQLite needs AUTOINCREMENT for
+        # that, PostgreSQL's sequence never goes back.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -157,6 +172,8 @@ class Subscriber(Base):
     consent_lang: Mapped[str | None] = mapped_column(String(2))
     consent_user_agent: Mapped[str | None] = mapped_column(String(400))
     consent_ip_hash: Mapped[str | None] = mapped_column(String(64))
+    # Rotated on every fresh subscription; an erased row's id is never given again.
+    link_salt: Mapped[int] = mapped_column(BigInteger, default=new_link_salt)
 
     events: Mapped[list[Event]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
@@ -318,6 +335,8 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id"),
         Index("ix_deliveries_edition_status_id", "edition_id", "status", "id"),
+        # A Message-ID names its delivery's id: a bounce must never land on a later one.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -25,10 +25,12 @@ from newsletter.errors import (
     IllegalTransition,
     NotFound,
     SubscriptionError,
+    TokenRevoked,
     ValidationError,
 )
 from newsletter.languages import format_languages, parse_languages
 from newsletter.models import (
+    LEGACY_LINK_SALT,
     Delivery,
     Edition,
     Event,
@@ -36,9 +38,10 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
     Suppression,
+    new_link_salt,
     utcnow,
 )
-from newsletter.tokens import CONFIRM_MAX_AGE, keyed_hash
+from newsletter.tokens import CONFIRM_MAX_AGE, TokenData, keyed_hash
 
 S = SubscriberStatus
 
@@ -197,6 +200,26 @@ def is_suppressed(session: Session, secret_key: str, email: str) -> bool:
     )
 
 
+def token_holder(session: Session, data: TokenData) -> Subscriber:
+    """The subscriber a genuine link acts on; TokenRevoked when its subscription is gone.
+
+    Ids are never reused, and a link carries the salt its subscriber had when it was made: a
+    fresh subscription draws a new salt, so links of the earlier one act on nobody. A
+    version-1 link (no salt) is honoured only for a row that kept its pre-salt 0 and already
+    existed when the link was made.
+    """
+    subscriber = session.get(Subscriber, data.subscriber_id)
+    if subscriber is not None:
+        if data.salt is not None:
+            if data.salt == subscriber.link_salt:
+                return subscriber
+        elif subscriber.link_salt == LEGACY_LINK_SALT and data.issued_at >= (
+            subscriber.created_at.replace(microsecond=0)
+        ):
+            return subscriber
+    raise TokenRevoked("this link belongs to a subscription that no longer exists")
+
+
 def _locked(session: Session, subscriber_id: int) -> Subscriber:
     stmt = (
         select(Subscriber)
@@ -257,9 +280,10 @@ def _move(
         subscriber.confirmed_at = now
     elif to == S.unsubscribed:
         subscriber.unsubscribed_at = now
-    elif to == S.pending:  # a new opt-in: the old confirmation no longer counts
+    elif to == S.pending:  # a new opt-in: the old confirmation and the old links no longer count
         subscriber.confirmed_at = None
         subscriber.unsubscribed_at = None
+        subscriber.link_salt = new_link_salt()
     _event(session, subscriber.id, kind, source, edition_id, detail)
 
 
@@ -329,6 +353,7 @@ def subscribe(
                 status=S.pending,
                 created_at=now,
                 updated_at=now,
+                link_salt=new_link_salt(),
                 **consent_cols,
             )
             .on_conflict_do_nothing(index_elements=["email"])
@@ -449,6 +474,7 @@ def import_subscribers(
             # The confirmation we are about to send starts its clock now.
             "consent_at": now if r.status == S.pending else None,
             "consent_form": "import" if r.status == S.pending else None,
+            "link_salt": new_link_salt(),
         }
     if params:
         table = Subscriber.__table__

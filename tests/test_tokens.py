@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
+import struct
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,29 +12,80 @@ import pytest
 from newsletter.errors import TokenExpired, TokenInvalid
 from newsletter.tokens import CONFIRM_MAX_AGE, TokenData, TokenPurpose, TokenSigner
 
-SIGNER = TokenSigner("test-secret-key-not-for-production")
+SECRET = "test-secret-key-not-for-production"
+SIGNER = TokenSigner(SECRET)
+SALT = 0x5EED_0F_5A17
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def test_unsubscribe_token_round_trips_with_edition_and_is_short() -> None:
-    """Scenario: an unsubscribe link names subscriber and edition in about 35 URL-safe chars."""
-    token = SIGNER.make(TokenPurpose.unsubscribe, 1_234_567, 208, now=NOW)
-    assert 30 <= len(token) <= 40
+    """Scenario: an unsubscribe link names subscriber, edition and salt in 50 URL-safe chars."""
+    token = SIGNER.make(TokenPurpose.unsubscribe, 1_234_567, 208, salt=SALT, now=NOW)
+    assert len(token) == 50
     assert all(c.isalnum() or c in "-_" for c in token)
     data = SIGNER.read(token, TokenPurpose.unsubscribe)
-    assert data == TokenData(TokenPurpose.unsubscribe, 1_234_567, 208, NOW)
+    assert data == TokenData(TokenPurpose.unsubscribe, 1_234_567, 208, NOW, SALT)
 
 
 def test_confirm_token_round_trips_without_edition() -> None:
     """Scenario: a confirmation link names only the subscriber and when it was issued."""
-    token = SIGNER.make("confirm", 42, now=NOW)
+    token = SIGNER.make("confirm", 42, salt=SALT, now=NOW)
     data = SIGNER.read(token, "confirm", now=NOW + timedelta(days=1))
-    assert (data.subscriber_id, data.edition_id, data.issued_at) == (42, None, NOW)
+    assert (data.subscriber_id, data.edition_id, data.issued_at, data.salt) == (42, None, NOW, SALT)
+
+
+def test_tokens_reveal_no_id_count_or_time() -> None:
+    """Scenario: links of neighbouring ids, editions and seconds share nothing readable: no
+    id, edition, issue time or salt appears in the decoded bytes, and every length is equal."""
+    tokens = [
+        SIGNER.make(
+            TokenPurpose.unsubscribe, sid, edition, salt=salt, now=NOW + timedelta(seconds=s)
+        )
+        for sid, edition, salt, s in [
+            (1, 1, 1, 0),
+            (2, 1, 1, 0),
+            (1, 2, 1, 0),
+            (1, 1, 2, 0),
+            (1, 1, 1, 1),
+            (2**40, None, 2**47, 0),
+        ]
+    ]
+    assert len(set(tokens)) == len(tokens)
+    assert {len(t) for t in tokens} == {50}
+    raws = [base64.urlsafe_b64decode(t + "==") for t in tokens]
+    stamp = int(NOW.timestamp()).to_bytes(4, "big")
+    for raw in raws:
+        assert stamp not in raw and stamp[:3] not in raw
+    # Apart from the purpose byte, neighbouring ids differ in about half their bits.
+    first = int.from_bytes(raws[0][1:], "big")
+    for raw in raws[1:]:
+        assert 80 < bin(first ^ int.from_bytes(raw[1:], "big")).count("1") < 216
+
+
+def test_version_1_tokens_are_still_read_without_a_salt() -> None:
+    """Scenario: a link mailed before the upgrade (version 1) still reads, with no salt."""
+    token = _make_v1(TokenPurpose.unsubscribe, 77, 3, NOW)
+    data = SIGNER.read(token, TokenPurpose.unsubscribe)
+    assert (data.subscriber_id, data.edition_id, data.issued_at, data.salt) == (77, 3, NOW, None)
+    with pytest.raises(TokenInvalid):
+        SIGNER.read(token[:-2] + ("AA" if not token.endswith("AA") else "BB"), "unsubscribe")
+
+
+def _make_v1(purpose: TokenPurpose, sid: int, edition: int | None, now: datetime) -> str:
+    """The version-1 layout, as tokens.py made it before link salts (ids in clear)."""
+    code = {TokenPurpose.confirm: 1, TokenPurpose.unsubscribe: 2}[purpose]
+    sub = sid.to_bytes((sid.bit_length() + 7) // 8 or 1, "big")
+    ed = b"" if edition is None else edition.to_bytes((edition.bit_length() + 7) // 8 or 1, "big")
+    body = struct.pack(">BBI", 0x10 | code, (len(sub) << 4) | len(ed), int(now.timestamp()))
+    body += sub + ed
+    key = hmac.digest(SECRET.encode(), b"newsletter.tokens." + purpose.encode(), "sha256")
+    mac = hmac.digest(key, body, "sha256")[:16]
+    return base64.urlsafe_b64encode(body + mac).rstrip(b"=").decode()
 
 
 def test_every_changed_character_is_rejected() -> None:
     """Scenario: changing any one character of a link makes it invalid."""
-    token = SIGNER.make(TokenPurpose.unsubscribe, 77, 3)
+    token = SIGNER.make(TokenPurpose.unsubscribe, 77, 3, salt=SALT)
     for i, char in enumerate(token):
         for replacement in ("A", "z", "-"):
             if replacement != char:
@@ -42,10 +96,10 @@ def test_every_changed_character_is_rejected() -> None:
 
 def test_foreign_purpose_and_foreign_key_are_invalid() -> None:
     """Scenario: a confirm link used to unsubscribe, or a link signed elsewhere, is refused."""
-    confirm = SIGNER.make(TokenPurpose.confirm, 5)
+    confirm = SIGNER.make(TokenPurpose.confirm, 5, salt=SALT)
     with pytest.raises(TokenInvalid, match="not meant to unsubscribe"):
         SIGNER.read(confirm, TokenPurpose.unsubscribe)
-    other = TokenSigner("another-key").make(TokenPurpose.unsubscribe, 5)
+    other = TokenSigner("another-key").make(TokenPurpose.unsubscribe, 5, salt=SALT)
     with pytest.raises(TokenInvalid):
         SIGNER.read(other, TokenPurpose.unsubscribe)
 
@@ -59,7 +113,7 @@ def test_malformed_tokens_are_invalid(bad: str) -> None:
 
 def test_padding_or_trailing_characters_are_invalid() -> None:
     """Scenario: a token has exactly one spelling; extra characters do not pass."""
-    token = SIGNER.make(TokenPurpose.unsubscribe, 1, 1)
+    token = SIGNER.make(TokenPurpose.unsubscribe, 1, 1, salt=SALT)
     for variant in (token + "=", token + "A", token[:-1], token + "\n"):
         with pytest.raises(TokenInvalid):
             SIGNER.read(variant, TokenPurpose.unsubscribe)
@@ -67,7 +121,7 @@ def test_padding_or_trailing_characters_are_invalid() -> None:
 
 def test_confirm_tokens_expire_after_seven_days() -> None:
     """Scenario: a confirmation link works for 7 days, then says it has expired."""
-    token = SIGNER.make(TokenPurpose.confirm, 9, now=NOW)
+    token = SIGNER.make(TokenPurpose.confirm, 9, now=NOW, salt=SALT)
     SIGNER.read(token, TokenPurpose.confirm, now=NOW + CONFIRM_MAX_AGE - timedelta(seconds=1))
     with pytest.raises(TokenExpired):
         SIGNER.read(token, TokenPurpose.confirm, now=NOW + CONFIRM_MAX_AGE + timedelta(seconds=1))
@@ -76,7 +130,7 @@ def test_confirm_tokens_expire_after_seven_days() -> None:
 
 def test_unsubscribe_tokens_never_expire_unless_asked() -> None:
     """Scenario: an unsubscribe link from a ten-year-old email still works."""
-    token = SIGNER.make(TokenPurpose.unsubscribe, 9, 1, now=NOW)
+    token = SIGNER.make(TokenPurpose.unsubscribe, 9, 1, now=NOW, salt=SALT)
     assert SIGNER.read(token, "unsubscribe", now=NOW + timedelta(days=3650)).subscriber_id == 9
     with pytest.raises(TokenExpired):
         SIGNER.read(token, "unsubscribe", max_age=timedelta(hours=1), now=NOW + timedelta(days=1))

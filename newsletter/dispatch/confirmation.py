@@ -36,7 +36,9 @@ def send_confirmation(
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None or subscriber.status is not SubscriberStatus.pending:
         return None
-    token = signer_for(settings.secret_key).make(TokenPurpose.confirm, subscriber.id)
+    token = signer_for(settings.secret_key).make(
+        TokenPurpose.confirm, subscriber.id, salt=subscriber.link_salt
+    )
     domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or settings.base_host
     data = confirmation_message(
         settings,

@@ -241,7 +241,7 @@ def _send_claims(
         batch: list[Item] = []
         for c in chunk:
             template = templates[tuple(c.languages.split(","))]
-            token = signer.make(unsubscribe, c.subscriber_id, edition_id)
+            token = signer.make(unsubscribe, c.subscriber_id, edition_id, salt=c.link_salt)
             recipient = Recipient(
                 email=c.email,
                 name=c.name,

@@ -58,6 +58,7 @@ class Claim(NamedTuple):
     name: str | None
     languages: str
     active: bool
+    link_salt: int  # bound into the unsubscribe link
 
 
 @dataclass
@@ -188,6 +189,7 @@ def _claim_statement(postgresql: bool) -> Update:
             S.c.name,
             S.c.languages,
             S.c.status,
+            S.c.link_salt,
         )
     return claiming.returning(D.c.id, D.c.subscriber_id, D.c.attempts)
 
@@ -221,7 +223,7 @@ def claim(
         people = {
             row[0]: row[1:]
             for row in session.execute(
-                select(S.c.id, S.c.email, S.c.name, S.c.languages, S.c.status).where(
+                select(S.c.id, S.c.email, S.c.name, S.c.languages, S.c.status, S.c.link_salt).where(
                     S.c.id.in_([c[1] for c in claimed])
                 )
             )
@@ -229,9 +231,11 @@ def claim(
     active = SubscriberStatus.active.value
     out = []
     for delivery_id, subscriber_id, attempts in sorted(claimed, key=lambda row: row[0]):
-        email, name, languages, status = people[subscriber_id]
+        email, name, languages, status, salt = people[subscriber_id]
         out.append(
-            Claim(delivery_id, subscriber_id, attempts, email, name, languages, status == active)
+            Claim(
+                delivery_id, subscriber_id, attempts, email, name, languages, status == active, salt
+            )
         )
     return out
 

@@ -52,8 +52,8 @@ def send_test(
         sets,
         fallback_language=fallback_language or edition.fallback_language,
     )
-    # A token for no subscriber: the preference page refuses it, which is right for a test copy.
-    token = signer_for(settings.secret_key).make(TokenPurpose.unsubscribe, 0, edition.id)
+    # A token for no subscriber (ids start at 1): its links act on nobody, right for a test copy.
+    token = signer_for(settings.secret_key).make(TokenPurpose.unsubscribe, 0, edition.id, salt=0)
     domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or settings.base_host
     batch = []
     for langs in sets:

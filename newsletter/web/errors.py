@@ -29,6 +29,15 @@ DOMAIN_ERRORS: tuple[tuple[type[errors.NewsletterError], int, str, str], ...] = 
         N_("Links in our emails work for a limited time. Subscribe again to get a new one."),
     ),
     (
+        errors.TokenRevoked,
+        410,
+        N_("This link is no longer valid"),
+        N_(
+            "The subscription it was made for has been erased or started afresh since. "
+            "Nothing has been changed."
+        ),
+    ),
+    (
         errors.TokenError,
         400,
         N_("This link is not valid"),

@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from newsletter import subscriptions
-from newsletter.errors import IllegalTransition, NotFound, SubscriptionError, TokenInvalid
+from newsletter.errors import IllegalTransition, NotFound, SubscriptionError
 from newsletter.errors import ValidationError as DomainValidationError
 from newsletter.languages import LANGUAGES, parse_languages
 from newsletter.models import EventSource, Subscriber, SubscriberStatus
@@ -166,16 +166,18 @@ def _too_many() -> dict[str, object]:
 
 def _read(
     request: Request, session: Session, token: str, purpose: TokenPurpose
-) -> tuple[TokenData, Subscriber | None]:
+) -> tuple[TokenData, Subscriber]:
+    """The token's data and the subscriber it acts on; TokenRevoked (a 410 page) when the
+    subscription it was made for has been erased or started afresh since."""
     data: TokenData = request.app.state.signer.read(token, purpose)
-    return data, session.get(Subscriber, data.subscriber_id)
+    return data, subscriptions.token_holder(session, data)
 
 
-def _page_lang(request: Request, subscriber: Subscriber | None) -> str:
+def _page_lang(request: Request, subscriber: Subscriber) -> str:
     """?lang= (the language switch), else the subscriber's primary language, else the header.
 
     Kept on request.state so an error raised later speaks the same language."""
-    lang = request_language(request, subscriber.primary_language if subscriber else None)
+    lang = request_language(request, subscriber.primary_language)
     request.state.lang = lang
     return lang
 
@@ -204,9 +206,7 @@ def confirm(request: Request, token: str, session: SessionDep) -> Response:
     return render(request, "confirmed.html", lang, headers=PRIVATE)
 
 
-def _confirmable(subscriber: Subscriber | None) -> Subscriber:
-    if subscriber is None:
-        raise TokenInvalid("no such subscription (erased, or never made)")
+def _confirmable(subscriber: Subscriber) -> Subscriber:
     if subscriber.status not in (SubscriberStatus.pending, SubscriberStatus.active):
         # Left since: an old confirmation link must not quietly subscribe them again.
         raise IllegalTransition(f"a {subscriber.status} subscription cannot be confirmed")
@@ -223,8 +223,6 @@ def preferences_page(
     """The List-Unsubscribe URL opened in a browser: the preference page, nothing changed."""
     _data, subscriber = _read(request, session, token, TokenPurpose.unsubscribe)
     lang = _page_lang(request, subscriber)
-    if subscriber is None:
-        return _gone(request, lang)
     return _preferences(request, lang, token, subscriber, saved=saved)
 
 
@@ -253,16 +251,6 @@ def _preferences(
     )
 
 
-def _gone(request: Request, lang: str) -> Response:
-    """A genuine link whose subscriber no longer exists (erased): nothing is held any more."""
-    context = {
-        "status_code": 404,
-        "title": N_("No subscription here"),
-        "text": N_("We hold no data for this link: the subscription has been erased."),
-    }
-    return render(request, "error.html", lang, context, status_code=404, headers=PRIVATE)
-
-
 @router.post("/unsubscribe/{token}")
 def unsubscribe(
     request: Request,
@@ -273,10 +261,8 @@ def unsubscribe(
     """Unsubscribe at once: our button, or RFC 8058's one-click POST (no cookie, no CSRF)."""
     data, subscriber = _read(request, session, token, TokenPurpose.unsubscribe)
     lang = _page_lang(request, subscriber)
-    if subscriber is not None:
-        source = EventSource.one_click if list_unsubscribe == ONE_CLICK else EventSource.link
-        subscriptions.unsubscribe(session, subscriber.id, source=source, edition_id=data.edition_id)
-    # An erased subscriber is as unsubscribed as can be: the answer is the same 200.
+    source = EventSource.one_click if list_unsubscribe == ONE_CLICK else EventSource.link
+    subscriptions.unsubscribe(session, subscriber.id, source=source, edition_id=data.edition_id)
     return render(request, "unsubscribed.html", lang, {"token": token}, headers=PRIVATE)
 
 
@@ -290,8 +276,6 @@ def change_preferences(
 ) -> Response:
     data, subscriber = _read(request, session, token, TokenPurpose.unsubscribe)
     lang = _page_lang(request, subscriber)
-    if subscriber is None:
-        return _gone(request, lang)
     try:
         langs = chosen_languages(languages, first)
     except DomainValidationError:
@@ -310,9 +294,7 @@ def change_preferences(
 def export(request: Request, token: str, session: SessionDep) -> Response:
     """Everything held about the subscriber, as a JSON download (the download is noted)."""
     data, subscriber = _read(request, session, token, TokenPurpose.unsubscribe)
-    lang = _page_lang(request, subscriber)
-    if subscriber is None:
-        return _gone(request, lang)
+    _page_lang(request, subscriber)  # an error from here on speaks the reader's language
     subscriptions.record_export(
         session, subscriber.id, source=EventSource.link, edition_id=data.edition_id
     )
@@ -339,8 +321,6 @@ def erase(
     """Erase the subscriber (as `subscribers forget` does); asks for a ticked box first."""
     data, subscriber = _read(request, session, token, TokenPurpose.unsubscribe)
     lang = _page_lang(request, subscriber)
-    if subscriber is None:
-        return render(request, "erased.html", lang, headers=PRIVATE)
     if confirm != "yes":
         problem = N_("Tick the box to confirm that all your data should be erased.")
         return _preferences(request, lang, token, subscriber, problems=[problem], status_code=422)

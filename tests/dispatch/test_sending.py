@@ -279,7 +279,7 @@ def test_stretches_send_what_is_ready_first() -> None:
     from newsletter.dispatch.store import Claim
 
     sets = ["be"] * 3 + ["be,en"] * 2 + ["ru"] * 4
-    claims = [Claim(i, i, 1, f"r{i}@example.org", None, s, True) for i, s in enumerate(sets)]
+    claims = [Claim(i, i, 1, f"r{i}@example.org", None, s, True, 1) for i, s in enumerate(sets)]
 
     def cut(step: int, ready: set[str]) -> list[list[str]]:
         return [
