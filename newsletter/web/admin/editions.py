@@ -121,7 +121,6 @@ def edition_list(request: Request, session: SessionDep, staff: StaffDep) -> Resp
 def edition_page(request: Request, week: str, session: SessionDep, staff: StaffDep) -> Response:
     edition = load_edition(session, week)
     settings = settings_of(request)
-    scheduled_local = edition.scheduled_at.astimezone(settings.tz) if edition.scheduled_at else None
     return render(
         request,
         "admin/edition.html",
@@ -130,7 +129,6 @@ def edition_page(request: Request, week: str, session: SessionDep, staff: StaffD
             "completeness": completeness(edition),
             "language_sets": [format_languages(s) for s in LANGUAGE_SETS],
             "timezone": settings.timezone,
-            "scheduled_local": scheduled_local,
             "running": edition.status in (EditionStatus.sending, EditionStatus.paused),
         },
     )

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
@@ -24,6 +27,25 @@ log = logging.getLogger(__name__)
 
 templates = Jinja2Templates(directory=str(templates_dir() / "web"))
 templates.env.globals["LANGUAGES"] = LANGUAGES
+
+
+def local_time(moment: datetime, zone: ZoneInfo) -> str:
+    """A moment as staff read it: local date and time, the zone's name and its UTC offset."""
+    if moment.tzinfo is None:  # SQLite hands back naive UTC
+        moment = moment.replace(tzinfo=UTC)
+    local = moment.astimezone(zone)
+    offset = local.strftime("%z") or "+0000"
+    return f"{local:%Y-%m-%d %H:%M} {zone.key} (UTC{offset[:3]}:{offset[3:]})"
+
+
+@pass_context
+def _local_filter(context: Mapping[str, Any], moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return local_time(moment, settings_of(context["request"]).tz)
+
+
+templates.env.filters["local"] = _local_filter
 
 
 class LoginRequired(Exception):
@@ -64,7 +86,12 @@ def render(
     """An admin page, never cached, with the staff session cookie when it changed."""
     settings = settings_of(request)
     session = read_session(request, settings)
-    full = {"csrf_token": session.csrf, "staff": getattr(request.state, "staff", None)}
+    # `notices` are (kind, text) pairs the base template shows above every page's content.
+    full: dict[str, Any] = {
+        "csrf_token": session.csrf,
+        "staff": getattr(request.state, "staff", None),
+        "notices": [],
+    }
     full.update(context or {})
     response = templates.TemplateResponse(
         request, name, full, status_code=status_code, headers={"Cache-Control": "no-store"}
