@@ -9,8 +9,8 @@ PostgreSQL's sequences never go back: nothing to do there.
 Existing rows get the link salt 0 ("made before salts"), which lets links in mail already
 sent keep working (subscriptions.token_holder); new and re-subscribed rows draw a random one.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 """
 
 from collections.abc import Sequence
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
