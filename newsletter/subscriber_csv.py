@@ -4,6 +4,11 @@ A header row names the columns, in any order: `email` and `languages` (like `be,
 required, `name` and `status` (blank means active) optional; `subscribed` and `confirmed`
 (ISO 8601, as an export writes them) are accepted so an export can be imported again.
 UTF-8, with or without a byte-order mark.
+
+An export is safe to open in a spreadsheet (OWASP's rule against CSV injection): a cell that
+begins with = + - @, a tab or a carriage return gets a leading apostrophe (so does one
+that begins with an apostrophe), which spreadsheets
+show as text and never evaluate; an import takes that apostrophe off again.
 """
 
 from __future__ import annotations
@@ -26,6 +31,19 @@ from newsletter.subscriptions import NewSubscriber, new_subscriber
 REQUIRED = ("email", "languages")
 OPTIONAL = ("name", "status", "subscribed", "confirmed")
 EXPORT_COLUMNS = ("email", "name", "languages", "status", "subscribed", "confirmed")
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """A cell a spreadsheet shows as text: an apostrophe before a formula's first character
+    (and before a leading apostrophe, so that `restore` gives back exactly what was here)."""
+    return "'" + cell if cell.startswith((*FORMULA_START, "'")) else cell
+
+
+def restore(cell: str) -> str:
+    """The value `neutralise` was given (an import reads back what an export wrote)."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_START, "'")) else cell
 
 
 @dataclass
@@ -103,12 +121,12 @@ def _columns(header: list[str], name: str) -> list[str]:
 
 
 def _row(values: dict[str, str]) -> NewSubscriber:
-    email = values.get("email", "")
+    email = restore(values.get("email", ""))
     try:
         return new_subscriber(
             email,
             values.get("languages", ""),
-            name=values.get("name") or None,
+            name=restore(values.get("name", "")) or None,
             status=values.get("status", "").lower() or "active",
             subscribed_at=_time(values.get("subscribed"), "subscribed"),
             confirmed_at=_time(values.get("confirmed"), "confirmed"),
@@ -133,8 +151,8 @@ def export_rows(session: Session) -> Iterator[list[str]]:
     stmt = select(Subscriber).order_by(Subscriber.id).execution_options(yield_per=1000)
     for sub in session.scalars(stmt):
         yield [
-            sub.email,
-            sub.name or "",
+            neutralise(sub.email),
+            neutralise(sub.name or ""),
             sub.languages,
             sub.status.value,
             _iso(sub.created_at),
