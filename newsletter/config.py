@@ -66,6 +66,9 @@ class Settings:
     max_attempts: int = 8
     batch_size: int = 500
     plan_chunk: int = 10_000  # subscribers planned per transaction
+    # A newly confirmed reader gets the newest edition if it went out at most this many
+    # days ago (0: never).
+    welcome_latest_days: int = 6
 
     @property
     def tz(self) -> ZoneInfo:
@@ -149,6 +152,7 @@ class Settings:
             dkim_selector=get("DKIM_SELECTOR"),
             dkim_domain=get("DKIM_DOMAIN"),
             inbound_address=get("INBOUND_ADDRESS"),
+            welcome_latest_days=_days(get, "WELCOME_LATEST_DAYS", 6),
             **engine_knobs,  # type: ignore[arg-type]
         )
         if settings.dkim_key_file and not (settings.dkim_selector and settings.dkim_domain):
@@ -177,6 +181,16 @@ def _positive(
     if value <= 0:
         raise ConfigError(f"NEWSLETTER_{name} must be a positive number, not {raw!r}")
     return value
+
+
+def _days(get: Callable[[str], str | None], name: str, default: int) -> int:
+    """A whole number of days, 0 or more, from NEWSLETTER_<name>, or the default."""
+    raw = get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 5:
+        raise ConfigError(f"NEWSLETTER_{name} must be a whole number of days (0: off), not {raw!r}")
+    return int(raw)
 
 
 def _embedded_secret_key(settings: Settings) -> str:

@@ -5,6 +5,7 @@ sending     send_batch: claim, substitute, send over one connection, record in b
 control     pause, resume, cancel, progress
 scheduling  tick: due schedules, the weekly rule, stale claims, lost batches, purge
 testsend    send_test: one copy of each variant to a staff address
+welcome     welcome: the latest edition for a reader who has just confirmed
 store       the set-based SQL behind all of these
 """
 
@@ -15,6 +16,7 @@ from newsletter.dispatch.scheduling import TickReport, tick, weekly_slot
 from newsletter.dispatch.sending import BatchReport, send_batch
 from newsletter.dispatch.states import move
 from newsletter.dispatch.testsend import send_test
+from newsletter.dispatch.welcome import welcome
 
 __all__ = [
     "BatchReport",
@@ -33,4 +35,5 @@ __all__ = [
     "start_send",
     "tick",
     "weekly_slot",
+    "welcome",
 ]

@@ -72,6 +72,8 @@ def start_send(
         return SendStart(edition.week, edition.status, scheduled_at=at)
     if edition.status is EditionStatus.paused:
         raise IllegalTransition(f"edition {edition.week} is paused: resume it instead")
+    if edition.status is EditionStatus.sent:
+        raise IllegalTransition(_already_sent(edition, settings))
     if edition.status is not EditionStatus.sending:
         # Every check before the first change: a refusal leaves the edition as it was.
         if not can_move(edition.status, EditionStatus.sending):
@@ -92,6 +94,22 @@ def start_send(
         return _started(edition, planned=0, batches=0)
     edition.plan_cursor = 0
     return plan_next_chunk(session, settings, edition, jobs, now, settings.batch_size)
+
+
+def _already_sent(edition: Edition, settings: Settings) -> str:
+    """Why a sent edition is not sent again, and how later readers get it."""
+    when = edition.started_at.date().isoformat() if edition.started_at else "earlier"
+    days = settings.welcome_latest_days
+    later = (
+        f"readers who confirm within {days} day{'s' if days != 1 else ''} of its start "
+        "receive it then"
+        if days > 0
+        else "readers who joined since get the next edition"
+    )
+    return (
+        f"edition {edition.week} was sent on {when} to {edition.sent_count} readers and is "
+        f"never sent again; {later}"
+    )
 
 
 def _has_readers(session: Session) -> bool:

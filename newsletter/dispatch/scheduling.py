@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.dispatch import store
 from newsletter.dispatch.planning import enqueue_batches, enqueue_planning, start_send
+from newsletter.dispatch.welcome import late_editions
 from newsletter.errors import Conflict, EditionIncomplete
 from newsletter.jobs import Jobs
 from newsletter.models import Edition, EditionStatus, utcnow
@@ -135,16 +136,19 @@ def _recover(
     idle_after: float | None,
 ) -> None:
     """Stale claims go back to the queue; batches no live task holds are enqueued again."""
-    editions = session.scalars(
-        select(Edition).where(Edition.status.in_([EditionStatus.sending, EditionStatus.paused]))
-    ).all()
+    editions = [
+        *session.scalars(
+            select(Edition).where(Edition.status.in_([EditionStatus.sending, EditionStatus.paused]))
+        ),
+        *late_editions(session),  # sent, with a new reader's welcome still to go
+    ]
     cutoff = now - timedelta(seconds=settings.stale_after)
     report.requeued = store.requeue_stale(
         session, [e.id for e in editions], cutoff, settings.max_attempts
     )
     idle = timedelta(seconds=settings.stale_after if idle_after is None else idle_after)
     for edition in editions:
-        if edition.status is not EditionStatus.sending:
+        if edition.status is EditionStatus.paused:
             continue
         if store.finish_if_done(session, edition.id, now):
             report.finished.append(edition.week)

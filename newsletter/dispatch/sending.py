@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from newsletter.messages import MessageTemplate
 
 CLAIM_SIZE = 100  # deliveries taken per claim; pause and cancel are honoured between claims
+SENDS = (EditionStatus.sending, EditionStatus.sent)  # the states in which batches send
 FLUSH_EVERY = 50  # messages sent between two progress writes: the crash window per worker
 # Claims are renewed, and the edition touched, this often (in units of settings.stale_after):
 # often enough for the tick never to take a live worker for a dead one, rarely enough to
@@ -172,7 +173,8 @@ def send_batch(
         while True:
             with sessions.begin() as session:
                 edition = session.execute(_EDITION_STATE, {"edition_id": edition_id}).first()
-                if edition is None or edition.status != EditionStatus.sending:
+                # A sent edition still sends its late deliveries (a new reader's welcome).
+                if edition is None or edition.status not in SENDS:
                     break
                 edition_key = edition_key or (
                     edition_id,
@@ -188,7 +190,7 @@ def send_batch(
         transport.close()
     with sessions.begin() as session:
         report.finished = store.finish_if_done(session, edition_id, now())
-        if not report.finished and _status(session, edition_id) is EditionStatus.sending:
+        if not report.finished and _status(session, edition_id) in SENDS:
             due = store.next_due(session, edition_id, first_id, last_id)
             if due is not None:
                 report.retry_in = max(0.0, (due - now()).total_seconds())

@@ -114,7 +114,13 @@ def plan_chunk(
     last = bounds[0] if len(bounds) == 2 else None
     if last is not None:
         active.append(S.c.id <= last)
-    chosen = select(literal(edition_id), S.c.id, literal(Q.queued.value), literal(0)).where(*active)
+    return plan_subscribers(session, edition_id, *active), last
+
+
+def plan_subscribers(session: Session, edition_id: int, *where: ColumnElement[bool]) -> list[int]:
+    """One INSERT … SELECT: a queued delivery for each subscriber matching `where` who has
+    none of this edition yet (the unique key makes repeats add nothing); new ids, ascending."""
+    chosen = select(literal(edition_id), S.c.id, literal(Q.queued.value), literal(0)).where(*where)
     insert = pg_insert if is_postgresql(session) else sqlite_insert
     stmt = (
         insert(D)
@@ -122,7 +128,7 @@ def plan_chunk(
         .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
         .returning(D.c.id)
     )
-    return sorted(session.scalars(stmt)), last
+    return sorted(session.scalars(stmt))
 
 
 def ranges_of(ids: Sequence[int], size: int) -> list[tuple[int, int]]:
@@ -389,10 +395,17 @@ def unfinished(session: Session, edition_id: int) -> bool:
 
 
 def finish_if_done(session: Session, edition_id: int, now: datetime) -> bool:
-    """A sending edition with nothing queued or in flight becomes sent, with its counts."""
+    """A sending edition with nothing queued or in flight becomes sent, with its counts (True);
+    a sent one that sent a late delivery has its counts brought up to date (False)."""
     if unfinished(session, edition_id):
         return False
     n = counts(session, edition_id)
+    counted = {
+        "sent_count": n[Q.sent],
+        "failed_count": n[Q.failed],
+        "skipped_count": n[Q.skipped],
+        "planned_count": sum(n.values()),
+    }
     done = session.execute(
         update(E)
         .where(
@@ -400,17 +413,17 @@ def finish_if_done(session: Session, edition_id: int, now: datetime) -> bool:
             E.c.status == EditionStatus.sending.value,
             E.c.plan_cursor.is_(None),
         )
-        .values(
-            status=EditionStatus.sent.value,
-            finished_at=now,
-            updated_at=now,
-            sent_count=n[Q.sent],
-            failed_count=n[Q.failed],
-            skipped_count=n[Q.skipped],
-            planned_count=sum(n.values()),
-        )
+        .values(status=EditionStatus.sent.value, finished_at=now, updated_at=now, **counted)
     )
-    return bool(done.rowcount)
+    if done.rowcount:
+        return True
+    # A sent edition that took a late delivery (a new reader's welcome): its counts follow.
+    session.execute(
+        update(E)
+        .where(E.c.id == edition_id, E.c.status == EditionStatus.sent.value)
+        .values(**counted)
+    )
+    return False
 
 
 def next_due(

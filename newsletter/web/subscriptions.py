@@ -13,6 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from newsletter import subscriptions
+from newsletter.dispatch.welcome import welcome
 from newsletter.errors import IllegalTransition, NotFound, SubscriptionError
 from newsletter.errors import ValidationError as DomainValidationError
 from newsletter.languages import LANGUAGES, parse_languages
@@ -197,12 +198,14 @@ def confirm_page(request: Request, token: str, session: SessionDep) -> Response:
 
 
 @router.post("/confirm/{token}")
-def confirm(request: Request, token: str, session: SessionDep) -> Response:
+def confirm(request: Request, token: str, session: SessionDep, runtime: RuntimeDep) -> Response:
     _data, subscriber = _read(request, session, token, TokenPurpose.confirm)
     lang = _page_lang(request, subscriber)
     subscriber = _confirmable(subscriber)
     if subscriber.status == SubscriberStatus.pending:
         subscriptions.confirm(session, subscriber.id, source=EventSource.link)
+        # A new reader gets the latest edition, if recent (sent once the session commits).
+        welcome(session, runtime.settings, subscriber.id, runtime.jobs)
     return render(request, "confirmed.html", lang, headers=PRIVATE)
 
 
