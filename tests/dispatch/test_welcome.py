@@ -63,8 +63,11 @@ def pending(runtime: Runtime, email: str = NEW, languages: str = "ru,en") -> int
 
 
 def confirm_link(runtime: Runtime, subscriber_id: int) -> str:
-    token = TokenSigner(runtime.settings.secret_key).make(TokenPurpose.confirm, subscriber_id)
-    return f"/confirm/{token}"
+    """The link the confirmation email holds (signed with the reader's current salt)."""
+    with runtime.session() as session:
+        salt = session.scalar(select(Subscriber.link_salt).where(Subscriber.id == subscriber_id))
+    signer = TokenSigner(runtime.settings.secret_key)
+    return f"/confirm/{signer.make(TokenPurpose.confirm, subscriber_id, salt=salt)}"
 
 
 def started_days_ago(runtime: Runtime, days: float) -> None:
