@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -129,6 +130,7 @@ def edition_page(request: Request, week: str, session: SessionDep, staff: StaffD
             "completeness": completeness(edition),
             "language_sets": [format_languages(s) for s in LANGUAGE_SETS],
             "timezone": settings.timezone,
+            "now": datetime.now(UTC),
             "running": edition.status in (EditionStatus.sending, EditionStatus.paused),
         },
     )

@@ -76,6 +76,22 @@ def test_send(
     )
 
 
+@router.get("/editions/{week}/send")
+def confirm_send(
+    request: Request,
+    week: str,
+    session: SessionDep,
+    staff: StaffDep,
+    fallback: str | None = None,
+) -> Response:
+    """The page "Send now" leads to: who gets it in which languages, which texts are missing."""
+    from newsletter.audience import send_outlook
+
+    edition = load_edition(session, week)
+    outlook = send_outlook(session, edition, fallback_of(fallback))
+    return render(request, "admin/confirm_send.html", {"edition": edition, "outlook": outlook})
+
+
 @router.post("/editions/{week}/send")
 def send_now(
     request: Request,
@@ -85,10 +101,15 @@ def send_now(
     staff: StaffDep,
     _csrf: CsrfDep,
     fallback: Annotated[str | None, Form()] = None,
+    confirmed: Annotated[str | None, Form()] = None,
 ) -> Response:
     from newsletter import dispatch
 
     edition = load_edition(session, week)
+    if confirmed != "yes":
+        # Only the confirmation page's button sends; anything else is shown that page first.
+        query = f"?fallback={fallback_of(fallback)}" if fallback else ""
+        return redirect(request, f"/admin/editions/{edition.week}/send{query}")
     dispatch.start_send(
         session,
         runtime.settings,

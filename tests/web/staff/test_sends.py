@@ -39,7 +39,9 @@ def test_send_pause_resume_cancel_from_the_staff_area(
     """An editor sends the week; progress counts the queue; pause, resume, cancel work."""
     add_readers(runtime)
     token = h.form_csrf(editor_client, "/admin/editions/2020-W05")
-    sent = editor_client.post("/admin/editions/2020-W05/send", data={"csrf_token": token})
+    sent = editor_client.post(
+        "/admin/editions/2020-W05/send", data={"csrf_token": token, "confirmed": "yes"}
+    )
     assert sent.status_code == 303
     assert sent.headers["location"] == "/admin/editions/2020-W05/progress"
     assert any(name == "send_batch" for name, _ in held_jobs)  # handed over after commit
@@ -107,11 +109,14 @@ def test_incomplete_edition_needs_a_fallback(
         session.delete(row.articles[0].translation("en"))
     add_readers(runtime, 1)
     token = h.form_csrf(editor_client, "/admin/editions/2020-W05")
-    refused = editor_client.post("/admin/editions/2020-W05/send", data={"csrf_token": token})
+    refused = editor_client.post(
+        "/admin/editions/2020-W05/send", data={"csrf_token": token, "confirmed": "yes"}
+    )
     assert refused.status_code == 409 and "fallback" in refused.text
     assert edition_row(runtime).status == EditionStatus.draft
     ok = editor_client.post(
-        "/admin/editions/2020-W05/send", data={"csrf_token": token, "fallback": "ru"}
+        "/admin/editions/2020-W05/send",
+        data={"csrf_token": token, "fallback": "ru", "confirmed": "yes"},
     )
     assert ok.status_code == 303
     assert edition_row(runtime).status == EditionStatus.sending
