@@ -31,8 +31,14 @@ def make_environment() -> Environment:
     return env
 
 
-def switch_url(request: Request, lang: str) -> str:
-    """This page in another language: swap the /{lang}/ prefix, or set ?lang=."""
+def switch_url(request: Request, lang: str, switch: str | None = None) -> str:
+    """This page in another language. A page answering a GET: swap the /{lang}/ prefix, or
+    set ?lang=. A page answering a POST has no address of its own to swap (GET there is 405):
+    the route names one, `switch` with a "{lang}" in it, else the language's home page."""
+    if switch is not None:
+        return switch.replace("{lang}", lang)
+    if request.method not in ("GET", "HEAD"):
+        return f"/{lang}/"
     parts = request.url.path.split("/")
     if len(parts) > 1 and parts[1] in LANGUAGES:
         parts[1] = lang
@@ -50,14 +56,21 @@ def render(
     *,
     status_code: int = 200,
     headers: Mapping[str, str] | None = None,
+    switch: str | None = None,
 ) -> HTMLResponse:
-    """Render templates/web/<template> in `lang`; the language switch keeps the same page."""
-    html = render_text(request, template, lang, context)
+    """Render templates/web/<template> in `lang`; the language switch keeps the same page
+    (or goes where `switch` says: see switch_url)."""
+    html = render_text(request, template, lang, context, switch=switch)
     return HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
 
 
 def render_text(
-    request: Request, template: str, lang: str, context: Mapping[str, Any] | None = None
+    request: Request,
+    template: str,
+    lang: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    switch: str | None = None,
 ) -> str:
     """The page as text: what `render` sends, and what the page cache keeps."""
     env: Environment = request.app.state.pages
@@ -68,7 +81,7 @@ def render_text(
             "_": catalog.gettext,
             "gettext": catalog.gettext,
             "ngettext": catalog.ngettext,
-            "switch_urls": {other: switch_url(request, other) for other in LANGUAGES},
+            "switch_urls": {other: switch_url(request, other, switch) for other in LANGUAGES},
             **(context or {}),
         }
     )

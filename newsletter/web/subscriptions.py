@@ -35,6 +35,7 @@ ONE_CLICK = "One-Click"
 MAX_NAME = 200
 MAX_EMAIL = 320
 EXPORT_NAME = "my-newsletter-data.json"
+CHECK_MAIL = "/{lang}/subscribed"  # the language switch of the "check your mail" page
 
 FormStr = Annotated[str, Form()]
 FormList = Annotated[list[str], Form()]
@@ -71,6 +72,18 @@ async def subscribe_page(request: Request, lang: str) -> Response:
     return await cached_page(request, ("form", lang), render)
 
 
+@router.get("/{lang}/subscribed")
+async def check_mail_page(request: Request, lang: str) -> Response:
+    """The "check your mail" page on its own address: where its language switch leads (the
+    page itself answers a POST). The same words for everyone: it holds nothing personal."""
+    check_lang(lang)
+
+    def render() -> Rendered:
+        return html(render_text(request, "subscribed.html", lang), PUBLIC)
+
+    return await cached_page(request, ("check-mail", lang), render)
+
+
 @router.post("/{lang}/subscribe")
 def subscribe(
     request: Request,
@@ -88,7 +101,7 @@ def subscribe(
     email, name = email.strip(), " ".join(name.split())
     form = {"email": email, "name": name, "languages": languages, "first": first or lang}
     if website:  # the honeypot: only bots fill a field people cannot see
-        return render(request, "subscribed.html", lang, headers=PRIVATE)
+        return render(request, "subscribed.html", lang, headers=PRIVATE, switch=CHECK_MAIL)
 
     problems: list[str] = []
     try:
@@ -135,10 +148,10 @@ def subscribe(
     except SubscriptionError:
         # An erased (suppressed) address: refused quietly, with the same answer as anyone.
         session.rollback()
-        return render(request, "subscribed.html", lang, headers=PRIVATE)
+        return render(request, "subscribed.html", lang, headers=PRIVATE, switch=CHECK_MAIL)
     if result.needs_confirmation and may_confirm:
         runtime.jobs.enqueue(session, "send_confirmation", subscriber_id=result.subscriber.id)
-    return render(request, "subscribed.html", lang, headers=PRIVATE)
+    return render(request, "subscribed.html", lang, headers=PRIVATE, switch=CHECK_MAIL)
 
 
 def _form_again(
@@ -183,6 +196,11 @@ def _page_lang(request: Request, subscriber: Subscriber) -> str:
     return lang
 
 
+def _on_link(token: str, page: str = "/unsubscribe/") -> str:
+    """The language switch of a page answering a POST to a link: the link's own GET page."""
+    return f"{page}{token}?lang={{lang}}"
+
+
 # --- confirm -------------------------------------------------------------------------------
 
 
@@ -206,7 +224,9 @@ def confirm(request: Request, token: str, session: SessionDep, runtime: RuntimeD
         subscriptions.confirm(session, subscriber.id, source=EventSource.link)
         # A new reader gets the latest edition, if recent (sent once the session commits).
         welcome(session, runtime.settings, subscriber.id, runtime.jobs)
-    return render(request, "confirmed.html", lang, headers=PRIVATE)
+    return render(
+        request, "confirmed.html", lang, headers=PRIVATE, switch=_on_link(token, "/confirm/")
+    )
 
 
 def _confirmable(subscriber: Subscriber) -> Subscriber:
@@ -250,7 +270,13 @@ def _preferences(
         "problems": problems or [],
     }
     return render(
-        request, "preferences.html", lang, context, status_code=status_code, headers=PRIVATE
+        request,
+        "preferences.html",
+        lang,
+        context,
+        status_code=status_code,
+        headers=PRIVATE,
+        switch=_on_link(token),  # also after a POST that was refused (422)
     )
 
 
@@ -266,7 +292,14 @@ def unsubscribe(
     lang = _page_lang(request, subscriber)
     source = EventSource.one_click if list_unsubscribe == ONE_CLICK else EventSource.link
     subscriptions.unsubscribe(session, subscriber.id, source=source, edition_id=data.edition_id)
-    return render(request, "unsubscribed.html", lang, {"token": token}, headers=PRIVATE)
+    return render(
+        request,
+        "unsubscribed.html",
+        lang,
+        {"token": token},
+        headers=PRIVATE,
+        switch=_on_link(token),
+    )
 
 
 @router.post("/unsubscribe/{token}/preferences")
