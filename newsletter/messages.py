@@ -52,7 +52,6 @@ DKIM_HEADERS = (
     b"list-unsubscribe-post",
 )
 
-_TOKEN_RE = re.compile(rb"@@nl[0-9a-f]{8}:([a-z_]+)@@")
 _ADDRESS_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
 _MESSAGE_ID_RE = re.compile(r"^<[!-;=?-~]+@[!-;=?-~]+>$")
 _URL_RE = re.compile(r"^https?://[!#-;=?-~]+$")  # printable ASCII without space, quotes, < >
@@ -172,19 +171,38 @@ def _date_header() -> bytes:
 
 
 class _Tokens:
-    """Unique placeholder tokens for one template (random: article text cannot forge them)."""
+    """The placeholders of one template: `@@nl<nonce>:<kind>@@`, where the nonce is 128 random
+    bits drawn after the content is fixed (staff text, topic names, the subject are already
+    in hand when a variant is prepared) and never shown anywhere. Only this nonce and the known
+    kinds are split on, so text shaped like a placeholder, whoever typed it, stays text."""
+
+    KINDS = (
+        "to",
+        "date",
+        "message_id",
+        "list_headers",
+        "greeting_html",
+        "greeting_text",
+        "unsub_html",
+        "unsub_text",
+    )
 
     def __init__(self) -> None:
-        self.nonce = secrets.token_hex(4)
+        self.nonce = secrets.token_hex(16)
+        kinds = "|".join(self.KINDS)
+        self.pattern = re.compile(rf"(@@nl{self.nonce}:(?:{kinds})@@)")
+        self.bytes_pattern = re.compile(rf"@@nl{self.nonce}:({kinds})@@".encode("ascii"))
 
     def __getitem__(self, kind: str) -> str:
+        if kind not in self.KINDS:
+            raise KeyError(kind)
         return f"@@nl{self.nonce}:{kind}@@"
 
 
-def _qp_body(content: str) -> str:
+def _qp_body(content: str, tokens: _Tokens) -> str:
     """QP-encode text holding tokens; each token alone on a line between soft breaks."""
     content = content.replace("\r\n", "\n")
-    pieces = re.split(r"(@@nl[0-9a-f]{8}:[a-z_]+@@)", content)
+    pieces = tokens.pattern.split(content)
     out: list[str] = []
     for index, piece in enumerate(pieces):
         if index % 2:
@@ -195,11 +213,11 @@ def _qp_body(content: str) -> str:
     return body if body.endswith("\n") else body + "=\n"
 
 
-def _text_part(content: str, subtype: str) -> Message:
+def _text_part(content: str, subtype: str, tokens: _Tokens) -> Message:
     part = Message()
     part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
     part["Content-Transfer-Encoding"] = "quoted-printable"
-    part.set_payload(_qp_body(content))
+    part.set_payload(_qp_body(content, tokens))
     return part
 
 
@@ -259,8 +277,8 @@ class MessageTemplate:
         msg.add_header(
             "Content-Type", "multipart/alternative", boundary=f"=_nl{secrets.token_hex(12)}"
         )
-        msg.attach(_text_part(text, "plain"))
-        msg.attach(_text_part(html_body, "html"))
+        msg.attach(_text_part(text, "plain", tokens))
+        msg.attach(_text_part(html_body, "html", tokens))
         buffer = BytesIO()
         BytesGenerator(buffer, mangle_from_=False, policy=compat32.clone(linesep="\r\n")).flatten(
             msg
@@ -272,13 +290,13 @@ class MessageTemplate:
             f"List-Unsubscribe: {tokens['list_headers']}\r\n".encode(),
             tokens["list_headers"].encode(),
         )
-        self._pieces, self._kinds = self._split(data)
+        self._pieces, self._kinds = self._split(data, tokens)
         stuffed = re.sub(rb"(?m)^\.", b"..", data)  # SMTP dot-stuffing, once
-        self._smtp_pieces, _ = self._split(stuffed)
+        self._smtp_pieces, _ = self._split(stuffed, tokens)
 
     @staticmethod
-    def _split(data: bytes) -> tuple[list[bytes], list[str]]:
-        parts = _TOKEN_RE.split(data)
+    def _split(data: bytes, tokens: _Tokens) -> tuple[list[bytes], list[str]]:
+        parts = tokens.bytes_pattern.split(data)
         return parts[0::2], [kind.decode() for kind in parts[1::2]]
 
     def _values(self, recipient: Recipient) -> dict[str, bytes]:

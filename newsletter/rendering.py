@@ -119,7 +119,10 @@ def first_paragraphs(text: str, count: int = 1) -> str:
 def markdown_to_text(text: str, width: int = 76) -> str:
     """A plain-text rendering of a Markdown body: paragraphs wrapped, links kept readable."""
     plain = re.sub(r"\[([^\]]+)\]\((\S+?)\)", r"\1 (\2)", text)
-    plain = re.sub(r"(\*\*|__|\*|_|`)(\S(?:.*?\S)?)\1", r"\2", plain)
+    plain = re.sub(r"(\*\*|\*|`)(\S|\S.*?\S)\1", r"\2", plain)
+    # Underscores emphasise only at word edges (CommonMark, as the HTML part): snake_case and
+    # other text with inner underscores stays as typed.
+    plain = re.sub(r"(?<!\w)(__|_)(\S|\S.*?\S)\1(?!\w)", r"\2", plain)
     paragraphs = [p for p in re.split(r"\n\s*\n", plain.strip()) if p.strip()]
     return "\n\n".join(
         textwrap.fill(" ".join(p.split()), width, break_long_words=False, break_on_hyphens=False)
