@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from newsletter.web.admin import auth, editions, sends, static, statistics, subscribers
+from newsletter.web.admin import auth, editions, imports, sends, static, statistics, subscribers
 from newsletter.web.admin import staff as staff_pages
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-for _module in (auth, static, editions, sends, subscribers, statistics, staff_pages):
+for _module in (auth, static, imports, editions, sends, subscribers, statistics, staff_pages):
     router.include_router(_module.router)
 
 setup = auth.setup  # the app factory calls it when it includes the staff area

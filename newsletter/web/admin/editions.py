@@ -118,6 +118,18 @@ def edition_list(request: Request, session: SessionDep, staff: StaffDep) -> Resp
     return render(request, "admin/editions.html", {"rows": rows})
 
 
+def import_notices(request: Request) -> list[tuple[str, str]]:
+    """The line an upload's redirect asks for: how many articles it added, updated, kept."""
+    counts = []
+    for key in ("added", "updated", "kept"):
+        value = request.query_params.get(key, "")
+        if not (value.isascii() and value.isdigit() and len(value) < 7):
+            return []
+        counts.append(f"{value} {key}")
+    kept = " (kept: in the week, not in the file)" if not counts[2].startswith("0 ") else ""
+    return [("ok", f"Imported: {', '.join(counts)} article(s){kept}.")]
+
+
 @router.get("/editions/{week}")
 def edition_page(request: Request, week: str, session: SessionDep, staff: StaffDep) -> Response:
     edition = load_edition(session, week)
@@ -132,6 +144,7 @@ def edition_page(request: Request, week: str, session: SessionDep, staff: StaffD
             "timezone": settings.timezone,
             "now": datetime.now(UTC),
             "running": edition.status in (EditionStatus.sending, EditionStatus.paused),
+            "notices": import_notices(request),
         },
     )
 
