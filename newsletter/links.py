@@ -19,3 +19,8 @@ def archive_url(base_url: str, lang: str, week: str | None = None) -> str:
 
 def subscribe_url(base_url: str, lang: str) -> str:
     return f"{base_url}/{lang}/"
+
+
+def feed_url(base_url: str, lang: str) -> str:
+    """The archive's Atom feed in one language."""
+    return f"{base_url}/{lang}/archive.atom"

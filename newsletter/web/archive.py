@@ -9,6 +9,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from newsletter import feed
 from newsletter.editions import get_edition, parse_week
 from newsletter.errors import EditionIncomplete, NotFound, ValidationError
 from newsletter.i18n import format_week_range
@@ -50,6 +51,20 @@ def _archive_page(request: Request, session: Session, lang: str) -> str:
         if lang in e.languages or e.fallback_language
     ]
     return render_text(request, "archive.html", lang, {"editions": items})
+
+
+@router.get("/{lang}/archive.atom")
+async def archive_feed(request: Request, lang: str) -> Response:
+    """The archive as an Atom feed in that language: one entry per sent edition."""
+    check_lang(lang)
+    runtime: Runtime = request.app.state.runtime
+
+    def render() -> Rendered:
+        with runtime.session() as session:
+            body = feed.archive_feed(session, runtime.settings.base_url, lang)
+        return Rendered(body, feed.MEDIA_TYPE, SHORT)
+
+    return await cached_page(request, ("feed", lang), render)
 
 
 @router.get("/{lang}/archive/{week}")

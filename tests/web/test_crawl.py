@@ -141,9 +141,15 @@ def test_every_link_of_every_public_page_answers_200(  # type: ignore[no-untyped
         crawler.page(SITE + link, client.post(f"{link}/erase", data={"confirm": "yes"}))
 
     assert crawler.broken() == {}
-    # The crawl reached every language's form, archive, edition page and feed of links.
+    # The crawl reached every language's form, "check your mail", archive, edition and feed.
     for lang in LANGS:
-        for path in (f"/{lang}/", f"/{lang}/archive/", f"/{lang}/archive/{sent_edition}"):
+        for path in (
+            f"/{lang}/",
+            f"/{lang}/subscribed",
+            f"/{lang}/archive/",
+            f"/{lang}/archive/{sent_edition}",
+            f"/{lang}/archive.atom",
+        ):
             assert SITE + path in crawler.answers, path
     assert len(crawler.answers) > 20 and crawler.pages > 40
 
