@@ -274,6 +274,9 @@ class Edition(Base):
     # Planning goes in chunks of subscribers by id and resumes after this one; NULL once
     # every active subscriber has a delivery. The edition cannot finish before that.
     plan_cursor: Mapped[int | None] = mapped_column(BigId)
+    # When the tick last saw claims of this edition go unrenewed; it requeues only those
+    # still unrenewed a full stale period later (see dispatch.scheduling).
+    claims_checked_at: Mapped[datetime | None]
     sent_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
     skipped_count: Mapped[int] = mapped_column(Integer, default=0)

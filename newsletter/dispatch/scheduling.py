@@ -142,10 +142,8 @@ def _recover(
         ),
         *late_editions(session),  # sent, with a new reader's welcome still to go
     ]
-    cutoff = now - timedelta(seconds=settings.stale_after)
-    report.requeued = store.requeue_stale(
-        session, [e.id for e in editions], cutoff, settings.max_attempts
-    )
+    for edition in editions:
+        report.requeued += _requeue_dead_claims(session, settings, edition, now)
     idle = timedelta(seconds=settings.stale_after if idle_after is None else idle_after)
     for edition in editions:
         if edition.status is EditionStatus.paused:
@@ -160,3 +158,25 @@ def _recover(
         if enqueue_batches(session, settings, edition.id, jobs, due_by=now) or planning:
             store.touch(session, edition.id, now)
             report.reenqueued.append(edition.week)
+
+
+def _requeue_dead_claims(
+    session: Session, settings: Settings, edition: Edition, now: datetime
+) -> int:
+    """Claims are taken back only when seen stale twice, a stale period apart.
+
+    A live worker renews its claims every tenth of that period; but after the database was
+    away, every claim looks stale at once, and the tick may get there before the workers.
+    So the first sight only notes the time; what is still unrenewed a full period later
+    (while the database answered the tick, and so the workers) belonged to a dead worker.
+    """
+    period = timedelta(seconds=settings.stale_after)
+    checked = store.as_utc(edition.claims_checked_at)
+    requeued = 0
+    if checked is not None and checked <= now - period:
+        requeued = store.requeue_stale(session, edition.id, checked - period, settings.max_attempts)
+        checked = None
+    if checked is None:
+        stale = store.has_stale_claims(session, edition.id, now - period)
+        store.note_claims_checked(session, edition.id, now if stale else None)
+    return requeued

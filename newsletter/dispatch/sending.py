@@ -2,7 +2,9 @@
 
 This loop is the one place that commits as it goes: progress is its job. Each stretch of
 FLUSH_EVERY messages is recorded in a few set-based statements right after the server
-answered, so a crash can repeat at most that stretch (see README, "crash window").
+answered, so a crash can repeat at most that stretch (see README, "crash window"). While the
+batch runs, a ClaimKeeper renews its claims by time, and results wait for an unreachable
+database rather than being lost.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from newsletter import links
 from newsletter.config import Settings
 from newsletter.dispatch import store
+from newsletter.dispatch.keeper import ClaimKeeper, patiently
 from newsletter.dispatch.store import Claim, Outcomes
 from newsletter.errors import EditionIncomplete
 from newsletter.models import Edition, EditionStatus, utcnow
@@ -34,11 +37,10 @@ if TYPE_CHECKING:
 CLAIM_SIZE = 100  # deliveries taken per claim; pause and cancel are honoured between claims
 SENDS = (EditionStatus.sending, EditionStatus.sent)  # the states in which batches send
 FLUSH_EVERY = 50  # messages sent between two progress writes: the crash window per worker
-# Claims are renewed, and the edition touched, this often (in units of settings.stale_after):
-# often enough for the tick never to take a live worker for a dead one, rarely enough to
-# cost nothing per message.
+# A batch's claims are renewed, and the edition touched, this often (in units of
+# settings.stale_after), by time, from the keeper's thread: often enough for the tick never
+# to take a live worker for a dead one, rarely enough to cost nothing per message.
 HEARTBEAT_SHARE = 0.1
-_last_heartbeat: dict[int, float] = {}  # edition id -> when this process last touched it
 
 
 # Read before every claim: a plain SELECT built once, not an ORM query.
@@ -169,23 +171,30 @@ def send_batch(
     report = BatchReport()
     pacer = pacer_for(settings.rate_limit)
     edition_key: tuple[Any, ...] | None = None
+    keeper = ClaimKeeper(sessions, edition_id, settings.stale_after * HEARTBEAT_SHARE, now)
     try:
-        while True:
-            with sessions.begin() as session:
-                edition = session.execute(_EDITION_STATE, {"edition_id": edition_id}).first()
-                # A sent edition still sends its late deliveries (a new reader's welcome).
-                if edition is None or edition.status not in SENDS:
+        with keeper:
+            while True:
+                state = patiently(
+                    sessions,
+                    lambda s: _next_claim(s, edition_id, first_id, last_id, now()),
+                    max_delay=keeper.every,
+                    what="a claim",
+                )
+                if state is None:
                     break
+                edition, claims = state
                 edition_key = edition_key or (
                     edition_id,
                     edition.week,
                     edition.created_at,
                     settings,
                 )
-                claims = store.claim(session, edition_id, first_id, last_id, CLAIM_SIZE, now())
-            if not claims:
-                break
-            _send_claims(sessions, settings, transport, edition_key, claims, report, pacer, now)
+                if not claims:
+                    break
+                _send_claims(
+                    sessions, settings, transport, edition_key, claims, report, pacer, now, keeper
+                )
     finally:
         transport.close()
     with sessions.begin() as session:
@@ -195,6 +204,17 @@ def send_batch(
             if due is not None:
                 report.retry_in = max(0.0, (due - now()).total_seconds())
     return report
+
+
+def _next_claim(
+    session: Session, edition_id: int, first_id: int, last_id: int | None, at: datetime
+) -> tuple[Any, list[Claim]] | None:
+    """The edition's state and the next claim, or None when the edition does not send."""
+    edition = session.execute(_EDITION_STATE, {"edition_id": edition_id}).first()
+    # A sent edition still sends its late deliveries (a new reader's welcome).
+    if edition is None or edition.status not in SENDS:
+        return None
+    return edition, store.claim(session, edition_id, first_id, last_id, CLAIM_SIZE, at)
 
 
 def _status(session: Session, edition_id: int) -> EditionStatus | None:
@@ -211,11 +231,13 @@ def _send_claims(
     report: BatchReport,
     pacer: Pacer,
     now: Callable[[], datetime],
+    keeper: ClaimKeeper,
 ) -> None:
     # Grouped by language set: a stretch needs few variants, so a fresh worker's first
     # message waits for the rendering of one or two of them, not of all fifteen.
     active = sorted((c for c in claims if c.active), key=lambda c: c.languages)
     outcomes = Outcomes(skipped=[c.delivery_id for c in claims if not c.active])
+    keeper.hold(c.delivery_id for c in active)
     edition_id = edition_key[0]
     from newsletter.messages import Recipient
 
@@ -227,8 +249,6 @@ def _send_claims(
     base_url = settings.base_url
     dot_stuffed = transport.dot_stuffed
     step = pacer.chunk(FLUSH_EVERY)
-    heartbeat_every = settings.stale_after * HEARTBEAT_SHARE
-    claimed_at = time.monotonic()
     for start, chunk in _stretches(active, step, lambda langs: _is_prepared(edition_key, langs)):
         try:
             templates = variants_for(
@@ -236,8 +256,10 @@ def _send_claims(
             )
         except EditionIncomplete as exc:
             # Edited into an unsendable state mid-send: hand the rest back for staff to decide.
+            rest = [c.delivery_id for c in active[start:]]
+            keeper.let_go(rest)
             with sessions.begin() as session:
-                store.release(session, [c.delivery_id for c in active[start:]])
+                store.release(session, rest)
                 store.hold(session, edition_id, str(exc), now())
             break
         batch: list[Item] = []
@@ -257,20 +279,14 @@ def _send_claims(
                 batch.append((c.email, render(recipient), own_sender(c)))
         pacer.wait(len(batch))
         _collect(outcomes, chunk, transport.send(envelope_from, batch))
-        # The claim itself was a heartbeat for its rows; a slow claim (a rate limit, a slow
-        # server) is renewed, and the edition is touched once per interval per process.
-        still_claimed: list[int] = []
-        if time.monotonic() - claimed_at > heartbeat_every:
-            still_claimed = [c.delivery_id for c in active[start + len(chunk) :]]
-            claimed_at = time.monotonic()
-        beat = time.monotonic() - _last_heartbeat.get(edition_id, 0.0) > heartbeat_every
-        _flush(sessions, settings, edition_id, outcomes, suffix, still_claimed, now(), beat)
-        if beat:
-            _last_heartbeat[edition_id] = time.monotonic()
+        # The keeper stops renewing these before they are written: it never waits on the
+        # rows the write holds, and the write never waits on it.
+        keeper.let_go(c.delivery_id for c in chunk)
+        _flush(sessions, settings, edition_id, outcomes, suffix, now)
         report.add(outcomes)
         outcomes = Outcomes()
     if outcomes.skipped:  # nobody in the claim was active
-        _flush(sessions, settings, edition_id, outcomes, suffix, (), now(), True)
+        _flush(sessions, settings, edition_id, outcomes, suffix, now)
         report.add(outcomes)
 
 
@@ -314,26 +330,29 @@ def _flush(
     edition_id: int,
     outcomes: Outcomes,
     suffix: str,
-    still_claimed: Sequence[int],
-    at: datetime,
-    heartbeat: bool,
+    now: Callable[[], datetime],
 ) -> None:
-    with sessions.begin() as session:
+    """Write a stretch's results; while the database is away they wait here, in memory."""
+
+    def write(session: Session) -> None:
         store.record(
             session,
             edition_id,
             outcomes,
-            now=at,
+            now=now(),
             message_id_suffix=suffix,
             retry_backoff=settings.retry_backoff,
             max_attempts=settings.max_attempts,
-            still_claimed=still_claimed,
-            heartbeat=heartbeat,
         )
         if outcomes.bounced:
             from newsletter.subscriptions import mark_bounced
 
             mark_bounced(session, outcomes.bounced, edition_id=edition_id, detail="hard bounce")
+
+    # Tried again at least as often as claims are renewed: once the database is back, the
+    # results are in before the tick can see these claims stale twice.
+    every = settings.stale_after * HEARTBEAT_SHARE
+    patiently(sessions, write, max_delay=every, what="the results of a stretch")
 
 
 def _unsubscribe_purpose() -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -276,11 +276,8 @@ def record(
     message_id_suffix: str,
     retry_backoff: float,
     max_attempts: int,
-    still_claimed: Sequence[int] = (),
-    heartbeat: bool = True,
 ) -> None:
-    """Write a stretch of results in a handful of UPDATEs, renew the claims still held, and
-    with `heartbeat` touch the edition (the tick reads both as "a worker is on it")."""
+    """Write a stretch of results in a handful of UPDATEs (the ClaimKeeper renews the rest)."""
     if outcomes.sent:
         session.execute(
             _mark_sent_statement(is_postgresql(session)),
@@ -310,12 +307,15 @@ def record(
                 last_error=(f"gave up after {attempts} attempts: " if gave_up else "") + reply,
             )
         )
-    if still_claimed:
-        session.execute(
-            update(D).where(id_in(session, D.c.id, still_claimed)).values(claimed_at=now)
-        )
-    if heartbeat:
-        touch(session, edition_id, now)
+
+
+def renew(session: Session, delivery_ids: Sequence[int], now: datetime) -> None:
+    """The claims' heartbeat: rows still in flight say their worker is alive at `now`."""
+    session.execute(
+        update(D)
+        .where(id_in(session, D.c.id, delivery_ids), D.c.status == Q.sending.value)
+        .values(claimed_at=now)
+    )
 
 
 # A heartbeat that says "no task holds this edition": the next tick enqueues its batches.
@@ -345,17 +345,32 @@ def hold(session: Session, edition_id: int, reason: str, now: datetime) -> None:
     )
 
 
-def requeue_stale(
-    session: Session, edition_ids: Iterable[int], cutoff: datetime, max_attempts: int
-) -> int:
-    """Claims older than `cutoff` belong to a dead worker: queue them again (or give up)."""
-    ids = list(edition_ids)
-    if not ids:
-        return 0
+def has_stale_claims(session: Session, edition_id: int, cutoff: datetime) -> bool:
+    """Some claim of the edition was last renewed before `cutoff`."""
+    found = session.scalar(
+        select(D.c.id)
+        .where(D.c.edition_id == edition_id, D.c.status == Q.sending.value, D.c.claimed_at < cutoff)
+        .limit(1)
+    )
+    return found is not None
+
+
+def note_claims_checked(session: Session, edition_id: int, at: datetime | None) -> None:
+    """Remember when the tick saw stale claims, leaving the workers' heartbeat as it was."""
+    session.execute(
+        update(E)
+        .where(E.c.id == edition_id)
+        .values(claims_checked_at=at, updated_at=E.c.updated_at)
+    )
+
+
+def requeue_stale(session: Session, edition_id: int, cutoff: datetime, max_attempts: int) -> int:
+    """Claims last renewed before `cutoff` belong to a dead worker: queue them again (or give
+    up on them after max_attempts)."""
     result = session.execute(
         update(D)
         .where(
-            D.c.edition_id.in_(ids),
+            D.c.edition_id == edition_id,
             D.c.status == Q.sending.value,
             D.c.claimed_at < cutoff,
         )

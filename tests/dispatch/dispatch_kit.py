@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -194,3 +195,104 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 60, every: float 
             return
         time.sleep(every)
     raise AssertionError("timed out waiting")
+
+
+class SlowHandler:
+    """An aiosmtpd handler that answers RCPT and end-of-data after `delay` seconds and keeps
+    every message it accepted (a slow but healthy relay)."""
+
+    def __init__(self, delay: float) -> None:
+        import threading
+
+        self.delay = delay
+        self.received: list[str] = []  # one recipient per accepted message
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        await asyncio.sleep(self.delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        await asyncio.sleep(self.delay)
+        with self.lock:
+            self.received.extend(a.lower() for a in envelope.rcpt_tos)
+        return "250 accepted"
+
+    def copies(self) -> dict[str, int]:
+        """Messages accepted per reader."""
+        with self.lock:
+            counts: dict[str, int] = {}
+            for rcpt in self.received:
+                counts[rcpt] = counts.get(rcpt, 0) + 1
+        return counts
+
+
+@contextmanager
+def slow_smtp_server(delay: float) -> Iterator[tuple[str, SlowHandler]]:
+    """An in-process SMTP server answering after `delay` seconds: yields (URL, handler)."""
+    from aiosmtpd.controller import Controller
+
+    handler = SlowHandler(delay)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield f"smtp://127.0.0.1:{port}?timeout=10", handler
+    finally:
+        controller.stop()
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of our own in a temporary folder, on a free port, that a test may
+    stop and start (never the machine's shared server). Runs as `postgres` under root."""
+
+    def __init__(self) -> None:
+        import glob
+        import tempfile
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            pytest.skip("PostgreSQL server binaries are not installed")
+        self.bin = Path(found[-1]).parent
+        self.folder = Path(tempfile.mkdtemp(prefix="nl-pg-", dir="/tmp"))
+        self.port = free_port()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.data = self.folder / "data"
+        self._run(
+            str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(
+            [*self.as_user, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+            " -c max_connections=50"
+        )
+        self._run(
+            str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-l",
+            str(self.folder / "log"), "start",
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -183,7 +183,7 @@ def test_stale_claims_are_requeued(runtime, edition, readers, recording_jobs) ->
     with runtime.sessions.begin() as session:
         claims = store.claim(session, edition.id, 0, None, 4, long_ago)
     with runtime.sessions.begin() as session:
-        n = store.requeue_stale(session, [edition.id], utcnow() - timedelta(seconds=2), 20)
+        n = store.requeue_stale(session, edition.id, utcnow() - timedelta(seconds=2), 20)
     assert n == len(claims) == 4
     with runtime.session() as session:
         assert dispatch.progress(session, WEEK).queued == 10

@@ -93,7 +93,8 @@ def test_scheduled_send_starts_when_due(runtime, edition, readers, recording_job
 
 def test_tick_recovers_lost_batches(runtime, edition, readers, recording_jobs) -> None:  # type: ignore[no-untyped-def]
     """Scenario: a worker died holding claims and its queued batches were lost: the tick
-    queues the claims again and re-enqueues the batches once the edition is idle."""
+    re-enqueues the batches once the edition is idle, and queues the claims again once it
+    has seen them unrenewed for a whole stale period."""
     readers(30)
     with runtime.session() as session:
         dispatch.start_send(session, runtime.settings, WEEK, jobs=recording_jobs)
@@ -102,8 +103,12 @@ def test_tick_recovers_lost_batches(runtime, edition, readers, recording_jobs) -
     recording_jobs.published.clear()  # the broker lost everything
     soon = utcnow() + timedelta(seconds=1)
     assert _tick(runtime, recording_jobs, soon).reenqueued == []  # not idle yet
-    later = utcnow() + timedelta(seconds=runtime.settings.stale_after + 1)
+    period = timedelta(seconds=runtime.settings.stale_after + 1)
+    later = utcnow() + period
     report = _tick(runtime, recording_jobs, later)
+    assert report.requeued == 0 and report.reenqueued == [WEEK]  # seen stale once: noted
+    assert _tick(runtime, recording_jobs, later + period / 2).requeued == 0
+    report = _tick(runtime, recording_jobs, later + period)
     assert report.requeued == 10 and report.reenqueued == [WEEK]
     recording_jobs.run(runtime)
     with runtime.session() as session:
