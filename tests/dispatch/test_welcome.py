@@ -181,8 +181,11 @@ def test_a_lost_welcome_job_and_a_dead_worker_are_recovered_by_the_tick(
             .values(status=DeliveryStatus.sending, claimed_at=utcnow() - timedelta(hours=1))
         )
     jobs = RecordingJobs()
+    with runtime.session() as session:  # seen stale once: noted, taken back a period later
+        assert dispatch.tick(session, runtime.settings, jobs, idle_after=0).requeued == 0
+    later = utcnow() + timedelta(seconds=runtime.settings.stale_after + 1)
     with runtime.session() as session:
-        report = dispatch.tick(session, runtime.settings, jobs, idle_after=0)
+        report = dispatch.tick(session, runtime.settings, jobs, now=later, idle_after=0)
     assert report.requeued == 1 and report.reenqueued == [WEEK]
     jobs.run(runtime)
     assert len(handler.by_recipient()[NEW]) == 1
