@@ -226,6 +226,23 @@ class StaffUser(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[StaffRole] = mapped_column(_enum(StaffRole, "staff_role"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set while the account is disabled: no login, no session, no API token works.
+    disabled_at: Mapped[datetime | None]
+
+
+class StaffLogin(Base):
+    """A logged-in staff session, held on the server: deleting the row ends it at once.
+
+    The cookie carries a random secret; only its SHA-256 is stored here."""
+
+    __tablename__ = "staff_logins"
+
+    secret_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    staff_user_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiToken(Base):

@@ -10,12 +10,7 @@ from starlette.responses import Response
 
 from newsletter.web.admin.deps import CsrfDep, SessionDep
 from newsletter.web.admin.routing import AdminRoute, redirect, render, settings_of
-from newsletter.web.admin.session import (
-    new_session,
-    password_fingerprint,
-    read_session,
-    replace_session,
-)
+from newsletter.web.admin.session import new_session, read_session, replace_session
 from newsletter.web.ratelimit import LoginPolicy, LoginThrottle, client_key, shared_counts
 
 router = APIRouter(route_class=AdminRoute)
@@ -86,11 +81,17 @@ def login(
         )
     throttle.succeeded(name, source)
     # A new session (and CSRF token) at login: a token planted before login is worthless.
-    replace_session(request, new_session(user.id, password_fingerprint(user.password_hash)))
+    replace_session(request, new_session(staff_accounts.start_login(session, user)))
     return redirect(request, safe_next(next))
 
 
 @router.post("/logout")
-def logout(request: Request, _csrf: CsrfDep) -> Response:
+def logout(request: Request, session: SessionDep, _csrf: CsrfDep) -> Response:
+    """End the login on the server: the old cookie opens nothing, wherever it was copied."""
+    from newsletter import staff as staff_accounts
+
+    login = read_session(request, settings_of(request)).login
+    if login:
+        staff_accounts.end_login(session, login)
     replace_session(request, new_session())
     return redirect(request, "/admin/login")

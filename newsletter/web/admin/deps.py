@@ -8,7 +8,7 @@ from fastapi import Depends, Form, Request
 
 from newsletter.models import StaffRole, StaffUser
 from newsletter.web.admin.routing import Forbidden, LoginRequired, settings_of
-from newsletter.web.admin.session import csrf_matches, password_fingerprint, read_session
+from newsletter.web.admin.session import csrf_matches, read_session
 from newsletter.web.deps import RuntimeDep, SessionDep
 
 __all__ = ["AdminDep", "CsrfDep", "RuntimeDep", "SessionDep", "StaffDep"]
@@ -16,11 +16,14 @@ __all__ = ["AdminDep", "CsrfDep", "RuntimeDep", "SessionDep", "StaffDep"]
 
 def current_staff(request: Request, session: SessionDep) -> StaffUser:
     """The logged-in staff member; anonymous visitors go to the login page."""
+    from newsletter import staff as staff_accounts
+
     staff_session = read_session(request, settings_of(request))
-    if staff_session.staff_id is None:
+    if staff_session.login is None:
         raise LoginRequired()
-    user = session.get(StaffUser, staff_session.staff_id)
-    if user is None or staff_session.fingerprint != password_fingerprint(user.password_hash):
+    # Held on the server: logout, a new password, disabling or a new role end it at once.
+    user = staff_accounts.login_user(session, staff_session.login)
+    if user is None:
         raise LoginRequired()
     request.state.staff = user
     return user

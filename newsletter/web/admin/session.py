@@ -1,8 +1,8 @@
-"""The staff session: a signed, HttpOnly cookie holding the staff id and a CSRF token."""
+"""The staff session cookie: signed, HttpOnly, holding a CSRF token and, once logged in, the
+secret of a login held on the server (newsletter.staff: deleting that row ends the session)."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -15,30 +15,23 @@ from starlette.responses import Response
 from newsletter.config import Settings
 
 COOKIE_NAME = "newsletter_staff"
-# A working day: a stolen cookie is worth little the next morning.
+# A working day: a stolen cookie is worth little the next morning (the server also ends the
+# login after LOGIN_IDLE without a request).
 MAX_AGE = timedelta(hours=12)
 _SALT = "newsletter.staff-session"
 
 
 @dataclass
 class StaffSession:
-    """What the cookie carries; `fingerprint` ties it to the password hash it was made with."""
+    """What the cookie carries: the CSRF token and the login's secret (None: anonymous)."""
 
     csrf: str
-    staff_id: int | None = None
-    fingerprint: str | None = None
+    login: str | None = None
     changed: bool = False
 
 
-def password_fingerprint(password_hash: str) -> str:
-    """A short digest of the stored hash: changing the password ends every old session."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
-def new_session(staff_id: int | None = None, fingerprint: str | None = None) -> StaffSession:
-    return StaffSession(
-        csrf=secrets.token_urlsafe(24), staff_id=staff_id, fingerprint=fingerprint, changed=True
-    )
+def new_session(login: str | None = None) -> StaffSession:
+    return StaffSession(csrf=secrets.token_urlsafe(24), login=login, changed=True)
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
@@ -55,12 +48,9 @@ def read_session(request: Request, settings: Settings) -> StaffSession:
     if raw:
         try:
             data = _serializer(settings).loads(raw, max_age=int(MAX_AGE.total_seconds()))
-            session = StaffSession(
-                csrf=str(data["c"]),
-                staff_id=int(data["u"]) if data.get("u") is not None else None,
-                fingerprint=data.get("f"),
-            )
-        except (BadSignature, KeyError, TypeError, ValueError):
+            login = data.get("s")
+            session = StaffSession(csrf=str(data["c"]), login=str(login) if login else None)
+        except (BadSignature, KeyError, TypeError, ValueError, AttributeError):
             session = None
     if session is None:
         session = new_session()
@@ -79,9 +69,7 @@ def write_session(request: Request, response: Response, settings: Settings) -> N
     session = getattr(request.state, "staff_session", None)
     if not isinstance(session, StaffSession) or not session.changed:
         return
-    value = _serializer(settings).dumps(
-        {"c": session.csrf, "u": session.staff_id, "f": session.fingerprint}
-    )
+    value = _serializer(settings).dumps({"c": session.csrf, "s": session.login})
     response.set_cookie(
         COOKIE_NAME,
         value,

@@ -48,6 +48,67 @@ def add_staff(
     return redirect(request, "/admin/staff")
 
 
+def _account(session: Session, staff_id: int) -> StaffUser:
+    user = session.get(StaffUser, staff_id)
+    if user is None:
+        raise NotFound("no such staff account")
+    return user
+
+
+StaffId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.post("/staff/{staff_id}/password")
+def set_password(
+    request: Request,
+    staff_id: StaffId,
+    session: SessionDep,
+    admin: AdminDep,
+    _csrf: CsrfDep,
+    password: Annotated[str, Form(max_length=1000)] = "",
+) -> Response:
+    """A new password for the account; every session of it ends (the admin's own too)."""
+    from newsletter import staff as staff_accounts
+
+    staff_accounts.set_password(session, _account(session, staff_id).name, password)
+    return redirect(request, "/admin/staff")
+
+
+@router.post("/staff/{staff_id}/role")
+def set_role(
+    request: Request,
+    staff_id: StaffId,
+    session: SessionDep,
+    admin: AdminDep,
+    _csrf: CsrfDep,
+    role: Annotated[StaffRole, Form()] = StaffRole.editor,
+) -> Response:
+    from newsletter import staff as staff_accounts
+
+    staff_accounts.set_role(session, _account(session, staff_id).name, role)
+    return redirect(request, "/admin/staff")
+
+
+@router.post("/staff/{staff_id}/disable")
+def disable(
+    request: Request, staff_id: StaffId, session: SessionDep, admin: AdminDep, _csrf: CsrfDep
+) -> Response:
+    from newsletter import staff as staff_accounts
+
+    staff_accounts.disable(session, _account(session, staff_id).name)
+    return redirect(request, "/admin/staff")
+
+
+@router.post("/staff/{staff_id}/enable")
+def enable(
+    request: Request, staff_id: StaffId, session: SessionDep, admin: AdminDep, _csrf: CsrfDep
+) -> Response:
+    from newsletter import staff as staff_accounts
+
+    staff_accounts.enable(session, _account(session, staff_id).name)
+    return redirect(request, "/admin/staff")
+
+
 @router.post("/tokens")
 def create_token(
     request: Request,

@@ -94,16 +94,15 @@ def accounts(runtime: Runtime, password_hashes: dict[str, str]) -> dict[str, int
 
 def session_cookie(runtime: Runtime, staff_id: int) -> str:
     """The cookie a successful login sets (the login itself is tested in test_auth.py)."""
+    from newsletter import staff as staff_accounts
     from newsletter.models import StaffUser
-    from newsletter.web.admin.session import _serializer, new_session, password_fingerprint
+    from newsletter.web.admin.session import _serializer, new_session
 
     with runtime.session() as session:
         user = session.get(StaffUser, staff_id)
         assert user is not None
-        made = new_session(user.id, password_fingerprint(user.password_hash))
-    return _serializer(runtime.settings).dumps(
-        {"c": made.csrf, "u": made.staff_id, "f": made.fingerprint}
-    )
+        made = new_session(staff_accounts.start_login(session, user))
+    return _serializer(runtime.settings).dumps({"c": made.csrf, "s": made.login})
 
 
 @pytest.fixture
