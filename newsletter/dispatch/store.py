@@ -11,6 +11,7 @@ from typing import NamedTuple
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
+    Select,
     String,
     Update,
     any_,
@@ -246,6 +247,27 @@ def claim(
     return out
 
 
+@cache
+def _sendable_statement(postgresql: bool) -> Select[tuple[int]]:
+    """Which claimed deliveries may still go: still ours, and their reader still active."""
+    return (
+        select(D.c.id)
+        .join(S, S.c.id == D.c.subscriber_id)
+        .where(
+            ids_match(postgresql, D.c.id, "ids"),
+            D.c.status == Q.sending.value,
+            S.c.status == SubscriberStatus.active.value,
+        )
+    )
+
+
+def still_sendable(session: Session, delivery_ids: Sequence[int]) -> set[int]:
+    """The claimed deliveries whose reader has not unsubscribed, been erased or bounced since
+    the claim: one SELECT right before a stretch goes on the wire."""
+    statement = _sendable_statement(is_postgresql(session))
+    return set(session.scalars(statement, {"ids": list(delivery_ids)}))
+
+
 def backoff(attempts: int, base: float) -> timedelta:
     """Exponential back-off after the n-th failed attempt, capped at an hour."""
     return timedelta(seconds=min(3600.0, base * 2 ** max(0, attempts - 1)))
@@ -286,7 +308,7 @@ def record(
     if outcomes.skipped:
         session.execute(
             update(D)
-            .where(id_in(session, D.c.id, outcomes.skipped))
+            .where(id_in(session, D.c.id, outcomes.skipped), D.c.status == Q.sending.value)
             .values(status=Q.skipped.value, last_error="subscriber no longer active")
         )
     for reply, ids in outcomes.failed.items():

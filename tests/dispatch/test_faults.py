@@ -163,3 +163,41 @@ def test_postgresql_away_mid_send_sends_nobody_twice(private_pg) -> None:  # typ
             _wait_sent(runtime, timeout=90)
         copies = sink.copies()
     assert len(copies) == 40 and set(copies.values()) == {1}, copies
+
+
+def test_unsubscribe_erase_and_bounce_during_a_rate_limited_send(
+    settings, engine, smtp_server, edition, readers
+) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: at 10 messages/s, once the first messages have left, one reader of the claim
+    unsubscribes, one is erased and one bounces elsewhere: none of them gets the edition,
+    everybody else gets one copy, and the three deliveries are not counted as sent."""
+    from newsletter import subscriptions
+    from newsletter.models import EventSource
+
+    url, handler = smtp_server
+    runtime = Runtime(replace(settings, smtp_url=url, rate_limit=10.0), _engine=engine)
+    people = readers(20, sets=[("be",)])
+    leaving = {p.email: p.id for p in people[-3:]}
+    edition_id = _start(runtime)
+    sender = threading.Thread(
+        target=dispatch.send_batch,
+        args=(runtime.sessions, runtime.settings, runtime.transport),
+        kwargs={"edition_id": edition_id, "first_id": 0},
+    )
+    sender.start()
+    deadline = time.monotonic() + 20
+    while len(handler.messages) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    unsubscribed, erased, bounced = leaving.values()
+    with runtime.session() as session:
+        subscriptions.unsubscribe(session, unsubscribed, source=EventSource.link)
+        subscriptions.forget(session, runtime.settings.secret_key, erased)
+        subscriptions.mark_bounced(session, [bounced], detail="hard bounce elsewhere")
+    sender.join(30)
+    received = handler.by_recipient()
+    assert not set(leaving) & set(received)
+    assert len(received) == 17 and all(len(c) == 1 for c in received.values())
+    with runtime.session() as session:
+        p = dispatch.progress(session, WEEK)
+    assert (p.sent, p.skipped, p.failed, p.queued, p.sending) == (17, 2, 0, 0, 0)
