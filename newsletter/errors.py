@@ -11,7 +11,8 @@ NewsletterError
 ├── TokenError
 │   ├── TokenInvalid            tampered, unknown or for another purpose
 │   ├── TokenExpired            signed by us, but too old
-│   └── TokenRevoked            signed by us, for a subscription erased or started afresh since
+│   ├── TokenRevoked            signed by us, for a subscription erased or started afresh since
+│   └── TokenForTest            signed by us, from a test email: it names no subscriber
 ├── EditionIncomplete           some articles lack a language and no fallback was chosen
 └── DeliveryError
     ├── TemporaryDeliveryError  4xx, connection lost, server down: retry later
@@ -67,6 +68,10 @@ class TokenExpired(TokenError):
 
 class TokenRevoked(TokenError):
     """Genuine, but its subscription has been erased or started afresh since: acts on nobody."""
+
+
+class TokenForTest(TokenError):
+    """A genuine link from a test email: it belongs to no subscription and changes nothing."""
 
 
 class EditionIncomplete(NewsletterError):

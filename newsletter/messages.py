@@ -370,8 +370,9 @@ def prepare_variant(
     languages: Sequence[str],
     *,
     fallback_language: str | None = None,
+    test: bool = False,
 ) -> MessageTemplate:
-    """Render, inline and build one ordered language set."""
+    """Render, inline and build one ordered language set (`test`: a marked staff copy)."""
     tokens = _Tokens()
     variant = render_edition(
         session,
@@ -380,6 +381,7 @@ def prepare_variant(
         languages,
         fallback_language=fallback_language,
         placeholders=_edition_placeholders(tokens),
+        test=test,
     )
     # The text part takes the raw link: swap the HTML token for the text one there.
     text = variant.text.replace(tokens["unsub_html"], tokens["unsub_text"])
@@ -400,6 +402,7 @@ def prepare_edition_messages(
     language_sets: Iterable[tuple[str, ...] | Sequence[str] | str],
     *,
     fallback_language: str | None = None,
+    test: bool = False,
 ) -> dict[tuple[str, ...], MessageTemplate]:
     """One MessageTemplate per distinct ordered language set, each rendered and inlined once;
     EditionIncomplete when a set needs a text that is missing and no fallback covers it."""
@@ -409,7 +412,7 @@ def prepare_edition_messages(
     check_sendable(edition, fallback_language, languages={lang for s in sets for lang in s})
     return {
         langs: prepare_variant(
-            session, settings, edition, langs, fallback_language=fallback_language
+            session, settings, edition, langs, fallback_language=fallback_language, test=test
         )
         for langs in sets
     }

@@ -286,11 +286,13 @@ def render_edition(
     *,
     fallback_language: str | None = None,
     placeholders: Mapping[str, str],
+    test: bool = False,
 ) -> RenderedVariant:
     """Render and inline one ordered language set; cut bodies if the HTML grows too big.
 
     `placeholders` maps 'unsubscribe_url', 'greeting_html' and 'greeting_text' to the
     tokens (or real values, e.g. for a preview) that go where the personal parts are.
+    `test` marks a staff test copy: "[TEST]" in the subject and a one-line banner.
     """
     langs = tuple(languages)
     primary = langs[0]
@@ -326,6 +328,7 @@ def render_edition(
             "greeting_html": placeholders["greeting_html"],
             "greeting_text": placeholders["greeting_text"],
             "lang": primary,
+            "test": test,
         }
         subject, text, raw_html = render_email("edition", primary, context)
         html = inline_css(raw_html)

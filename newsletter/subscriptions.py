@@ -25,6 +25,7 @@ from newsletter.errors import (
     IllegalTransition,
     NotFound,
     SubscriptionError,
+    TokenForTest,
     TokenRevoked,
     ValidationError,
 )
@@ -41,7 +42,7 @@ from newsletter.models import (
     new_link_salt,
     utcnow,
 )
-from newsletter.tokens import CONFIRM_MAX_AGE, TokenData, keyed_hash
+from newsletter.tokens import CONFIRM_MAX_AGE, TEST_SUBSCRIBER_ID, TokenData, keyed_hash
 
 S = SubscriberStatus
 
@@ -201,13 +202,16 @@ def is_suppressed(session: Session, secret_key: str, email: str) -> bool:
 
 
 def token_holder(session: Session, data: TokenData) -> Subscriber:
-    """The subscriber a genuine link acts on; TokenRevoked when its subscription is gone.
+    """The subscriber a genuine link acts on; TokenRevoked when its subscription is gone,
+    TokenForTest for a test email's link (it names no subscriber).
 
     Ids are never reused, and a link carries the salt its subscriber had when it was made: a
     fresh subscription draws a new salt, so links of the earlier one act on nobody. A
     version-1 link (no salt) is honoured only for a row that kept its pre-salt 0 and already
     existed when the link was made.
     """
+    if data.subscriber_id == TEST_SUBSCRIBER_ID:
+        raise TokenForTest("this link came from a test email: it belongs to no subscription")
     subscriber = session.get(Subscriber, data.subscriber_id)
     if subscriber is not None:
         if data.salt is not None:

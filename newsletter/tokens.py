@@ -38,6 +38,8 @@ from newsletter.errors import TokenExpired, TokenInvalid
 
 CONFIRM_MAX_AGE = timedelta(days=7)
 SALT_BITS = 48  # a link salt fits the token's 6 bytes
+# Subscriber ids start at 1: a test email's links name this id, which no reader ever has.
+TEST_SUBSCRIBER_ID = 0
 
 _VERSION = 2
 _TAG_SIZE = 16  # 128 bits: forging needs ~2^127 online guesses

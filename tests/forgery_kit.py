@@ -53,12 +53,17 @@ def flat(text: str) -> str:
 
 
 def check_message(
-    raw: bytes, address: str, *, name: bool = True, list_message: bool = True
+    raw: bytes,
+    address: str,
+    *,
+    name: bool = True,
+    list_message: bool = True,
+    test_copy: bool = False,
 ) -> None:
     """Every forged field shows literally, headers are the template's own, and the reader's
-    address is in To only."""
+    address is in To only (a staff test copy's subject starts with "[TEST] ")."""
     msg: EmailMessage = BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[assignment]
-    assert msg["Subject"] == SUBJECT
+    assert msg["Subject"] == ("[TEST] " if test_copy else "") + SUBJECT
     for header in ("To", "From", "Subject", "Date", "Message-ID"):
         assert len(msg.get_all(header) or []) == 1, header
     assert msg["Bcc"] is None and msg["Cc"] is None

@@ -28,7 +28,7 @@ def send_test(
 ) -> list[tuple[str, ...]]:
     """Send each language set some active subscriber holds (or those asked) to `to_email`."""
     from newsletter.messages import Recipient, prepare_edition_messages
-    from newsletter.tokens import TokenPurpose
+    from newsletter.tokens import TEST_SUBSCRIBER_ID, TokenPurpose
 
     address = parseaddr(to_email)[1]
     if "@" not in address:
@@ -51,9 +51,12 @@ def send_test(
         edition,
         sets,
         fallback_language=fallback_language or edition.fallback_language,
+        test=True,
     )
-    # A token for no subscriber (ids start at 1): its links act on nobody, right for a test copy.
-    token = signer_for(settings.secret_key).make(TokenPurpose.unsubscribe, 0, edition.id, salt=0)
+    # A token for no subscriber: its links open a page saying it was a test, and act on nobody.
+    token = signer_for(settings.secret_key).make(
+        TokenPurpose.unsubscribe, TEST_SUBSCRIBER_ID, edition.id, salt=0
+    )
     domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or settings.base_host
     batch = []
     for langs in sets:

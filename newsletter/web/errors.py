@@ -38,6 +38,15 @@ DOMAIN_ERRORS: tuple[tuple[type[errors.NewsletterError], int, str, str], ...] = 
         ),
     ),
     (
+        errors.TokenForTest,
+        200,
+        N_("This link came from a test email"),
+        N_(
+            "The test email was sent to staff to check the edition. Its links belong to no "
+            "subscription, so nothing has been changed."
+        ),
+    ),
+    (
         errors.TokenError,
         400,
         N_("This link is not valid"),

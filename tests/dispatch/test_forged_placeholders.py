@@ -85,7 +85,7 @@ def test_test_send_and_preview_show_forged_placeholders_literally(
     copies = handler.by_recipient()["staff@example.org"]
     assert len(copies) == 2
     for raw in copies:
-        check_message(raw, "staff@example.org", name=False)
+        check_message(raw, "staff@example.org", name=False, test_copy=True)
 
     out = tmp_path / "preview.eml"
     result = cli("preview", "--week", WEEK, "--lang", "ru,en", "--out", str(out))
