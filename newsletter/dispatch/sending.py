@@ -262,8 +262,10 @@ def _send_claims(
                 store.release(session, rest)
                 store.hold(session, edition_id, str(exc), now())
             break
+        pacer.wait(len(chunk))
         # Honoured before the next message leaves: whoever unsubscribed, was erased or
-        # bounced since the claim is skipped (one set-based SELECT per stretch).
+        # bounced since the claim is skipped (one set-based SELECT per stretch, after the
+        # rate limit's wait, right before the stretch goes on the wire).
         ids = [c.delivery_id for c in chunk]
         sendable = patiently(
             sessions, lambda s, ids=ids: store.still_sendable(s, ids), max_delay=keeper.every
@@ -287,7 +289,6 @@ def _send_claims(
             else:
                 batch.append((c.email, render(recipient), own_sender(c)))
         if batch:
-            pacer.wait(len(batch))
             _collect(outcomes, chunk, transport.send(envelope_from, batch))
         # The keeper stops renewing these before they are written: it never waits on the
         # rows the write holds, and the write never waits on it.
