@@ -7,7 +7,10 @@ Import rules (the edition YAML of sample_data/2020-W05.yaml):
   the languages in the file); nothing is removed: articles or translations that the file no
   longer holds are kept and reported (`ImportResult.kept`), so staff delete them on purpose;
 - an edition that is sending, paused or sent cannot be re-imported (readers would get
-  different texts for the same week).
+  different texts for the same week);
+- bounded: files over MAX_FILE_BYTES, YAML anchors and aliases (`&a`, `*a`: a few hundred
+  bytes can expand to gigabytes), nesting deeper than the parser's stack and texts with NUL
+  or other control characters are refused; an error quotes at most ECHO_CHARS of the input.
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ _WEEK_RE = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.IGNORECASE)
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _LOCKED = (EditionStatus.sending, EditionStatus.paused, EditionStatus.sent)
 MAX_TITLE = 500
+MAX_FILE_BYTES = 2 * 1024 * 1024  # a long week in three languages is ~100 KB
+MAX_POSITION = 1_000_000
+ECHO_CHARS = 60  # how much of a bad value an error message quotes
 MAX_SUBJECT = 200
 
 
@@ -152,6 +158,34 @@ class ImportResult:
     topics_added: list[str] = field(default_factory=list)
 
 
+def echo(value: Any) -> str:
+    """A bad value as an error quotes it: repr, cut to ECHO_CHARS."""
+    text = repr(value)
+    return text if len(text) <= ECHO_CHARS else text[: ECHO_CHARS - 1] + "…"
+
+
+def _names(keys: Iterable[Any]) -> str:
+    """The first of some unknown keys, quoted (keys may be of any YAML type)."""
+    return echo(sorted(keys, key=str)[0])
+
+
+# Characters a text may hold besides printable ones: tab and line breaks.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader refusing anchors and aliases: an edition never needs them, a bomb does."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.MarkedYAMLError(
+                problem="anchors and aliases (& and *) are not allowed",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+
 class _Reader:
     """Validates the parsed YAML; every error names the file, the article and the field."""
 
@@ -159,13 +193,16 @@ class _Reader:
         self.path = path
 
     def fail(self, where: str, problem: str) -> ImportFileError:
-        return ImportFileError(f"{self.path}: {where}: {problem}")
+        # Capped whatever the caller quoted: the error must never grow with the input.
+        return ImportFileError(f"{self.path}: {where[:200]}: {problem[:300]}")
 
     def text(self, value: Any, where: str, *, max_len: int | None = None) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(where, "must be a non-empty text")
         if max_len and len(value) > max_len:
             raise self.fail(where, f"longer than {max_len} characters")
+        if _CONTROL.search(value):
+            raise self.fail(where, "must not hold NUL or other control characters")
         return value
 
     def one_line(self, value: Any, where: str, *, max_len: int) -> str:
@@ -180,7 +217,7 @@ class _Reader:
             raise self.fail(where, "must be a map of languages (be, ru, en)")
         for lang in value:
             if lang not in LANGUAGES:
-                raise self.fail(where, f"unknown language {lang!r} (use be, ru, en)")
+                raise self.fail(where, f"unknown language {echo(lang)} (use be, ru, en)")
         return value
 
     def read(self, data: Any) -> _EditionIn:
@@ -188,9 +225,10 @@ class _Reader:
             raise self.fail("file", "must be a YAML map with week, languages and articles")
         unknown = set(data) - {"week", "languages", "subject", "topics", "articles"}
         if unknown:
-            raise self.fail(f"field {sorted(unknown)[0]!r}", "unknown field")
+            raise self.fail(f"field {_names(unknown)}", "unknown field")
+        week_text = str(data.get("week", ""))[:ECHO_CHARS]
         try:
-            week = parse_week(str(data.get("week", "")))
+            week = parse_week(week_text)
         except ValidationError as exc:
             raise self.fail("field 'week'", str(exc)) from exc
         languages = data.get("languages")
@@ -198,7 +236,7 @@ class _Reader:
             raise self.fail("field 'languages'", "must list the languages, e.g. [be, ru, en]")
         for lang in languages:
             if lang not in LANGUAGES:
-                raise self.fail("field 'languages'", f"unknown language {lang!r} (be, ru, en)")
+                raise self.fail("field 'languages'", f"unknown language {echo(lang)} (be, ru, en)")
         if len(set(languages)) != len(languages):
             raise self.fail("field 'languages'", "a language is listed twice")
         subjects = {
@@ -210,7 +248,7 @@ class _Reader:
         if not isinstance(raw_topics, dict):
             raise self.fail("field 'topics'", "must be a map: slug -> names per language")
         for slug, names in raw_topics.items():
-            where = f"topic {slug!r}"
+            where = f"topic {echo(slug)}"
             if not isinstance(slug, str) or not _SLUG_RE.match(slug):
                 raise self.fail(where, "a slug is lowercase letters, digits and dashes")
             names = self.lang_map(names, f"{where}: field 'names'")
@@ -241,7 +279,7 @@ class _Reader:
         name = f"article {slug!r}"
         unknown = set(raw) - {"slug", "topic", "trend", "position", "translations"}
         if unknown:
-            raise self.fail(name, f"field {sorted(unknown)[0]!r}: unknown field")
+            raise self.fail(name, f"field {_names(unknown)}: unknown field")
         topic = raw.get("topic")
         if not isinstance(topic, str) or not _SLUG_RE.match(topic):
             raise self.fail(name, "field 'topic': must be a topic slug, e.g. economy")
@@ -250,24 +288,31 @@ class _Reader:
         except ValueError as exc:
             choices = ", ".join(t.value for t in Trend)
             raise self.fail(
-                name, f"field 'trend': must be one of {choices}, not {raw.get('trend')!r}"
+                name, f"field 'trend': must be one of {choices}, not {echo(raw.get('trend'))}"
             ) from exc
         position = raw.get("position", index)
-        if not isinstance(position, int) or isinstance(position, bool):
-            raise self.fail(name, "field 'position': must be a whole number")
+        if (
+            not isinstance(position, int)
+            or isinstance(position, bool)
+            or not 0 <= position <= MAX_POSITION
+        ):
+            raise self.fail(name, f"field 'position': a whole number from 0 to {MAX_POSITION}")
         texts = raw.get("translations")
         if not isinstance(texts, dict) or not texts:
             raise self.fail(name, "field 'translations': must map languages to title and body")
         translations: dict[str, _TextIn] = {}
         for lang, text in texts.items():
-            where = f"translations.{lang}"
+            where = f"translations.{str(lang)[:ECHO_CHARS]}"
             if lang not in languages:
                 raise self.fail(name, f"field '{where}': language not listed in 'languages'")
             if not isinstance(text, dict):
                 raise self.fail(name, f"field '{where}': must have a title and a body")
             extra = set(text) - {"title", "body"}
             if extra:
-                raise self.fail(name, f"field '{where}.{sorted(extra)[0]}': unknown field")
+                raise self.fail(
+                    name,
+                    f"field '{where}.{str(sorted(extra, key=str)[0])[:ECHO_CHARS]}': unknown field",
+                )
             title = self.one_line(
                 text.get("title"), f"{name}: field '{where}.title'", max_len=MAX_TITLE
             )
@@ -281,17 +326,36 @@ def read_edition_file(path: str | Path) -> _EditionIn:
     path = Path(path)
     reader = _Reader(path)
     try:
-        raw = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ImportFileError(f"{path}: cannot read the file: {exc}") from exc
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ImportFileError(f"{path}: cannot read the file: {exc.strerror}") from exc
+    if len(data) > MAX_FILE_BYTES:
+        raise ImportFileError(f"{path}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
     try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        raw = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ImportFileError(f"{path}: line {line}: not UTF-8 text") from exc
+    return reader.read(parse_yaml(raw, str(path)))
+
+
+def parse_yaml(raw: str, name: str) -> Any:
+    """The YAML's data, or ImportFileError saying where it went wrong (never a traceback)."""
+    try:
+        return yaml.load(raw, Loader=_NoAliasLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}" if mark is not None else "file"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ImportFileError(f"{path}: {where}: not valid YAML: {problem}") from exc
-    return reader.read(data)
+        problem = (exc.problem or exc.context or "cannot parse")[:200]
+        raise ImportFileError(f"{name}: {where}: not valid YAML: {problem}") from exc
+    except yaml.YAMLError as exc:
+        raise ImportFileError(f"{name}: not valid YAML: {str(exc)[:200]}") from exc
+    except RecursionError:
+        raise ImportFileError(f"{name}: not valid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:
+        # A value YAML reads but Python refuses: a 5,000-digit number, 2020-13-45.
+        raise ImportFileError(f"{name}: not valid YAML: {str(exc)[:200]}") from exc
 
 
 def import_edition(session: Session, path: str | Path) -> ImportResult:
