@@ -45,7 +45,7 @@ def refused(session: Session, path: Path) -> str:
 def test_alias_bomb_is_refused_at_once(
     session: Session, write_edition: Callable[..., Path]
 ) -> None:
-    """A billion-laughs file of a few hundred bytes: refused in milliseconds, with a short message."""
+    """A few-hundred-byte billion laughs: refused at once, with a short message."""
     path = write_edition(BOMB)
     assert path.stat().st_size < 600
     started = time.perf_counter()
