@@ -72,6 +72,10 @@ class EventKind(StrEnum):
     forgotten = "forgotten"
     exported = "exported"
     purged = "purged"
+    # The form, for an address that is already active (nothing changed) or erased (refused,
+    # nothing about whom): written so that every answer costs the same write (see subscribe).
+    already_active = "already_active"
+    refused = "refused"
 
 
 @dataclass
@@ -373,7 +377,10 @@ def subscribe(
             raise SubscriptionError("the subscription changed meanwhile; please try again")
 
     if subscriber.status == S.active:
-        # No change, and no way for a stranger to alter someone's languages from a form.
+        # No change, and no way for a stranger to alter someone's languages from a form. The
+        # event makes this answer write and commit as a new or pending address's does: the
+        # time the form takes to answer must not tell whether an address is subscribed.
+        _event(session, subscriber.id, EventKind.already_active, source)
         return SubscribeResult(subscriber, False)
     subscriber.languages = langs
     subscriber.name = name or subscriber.name
@@ -392,6 +399,12 @@ def subscribe(
             detail={"languages": langs},
         )
     return SubscribeResult(subscriber, True)
+
+
+def record_refused(session: Session, source: EventSource = EventSource.form) -> None:
+    """Note a refused subscribe (an erased address) without saying whose: the refusal then
+    writes and commits as an accepted one does, and takes as long."""
+    _event(session, None, EventKind.refused, source)
 
 
 def add_subscriber(

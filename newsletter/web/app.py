@@ -37,6 +37,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        # Confirmations handed over by the last requests are sent before the app stops.
+        _app.state.after_response.close()
         if owned:
             rt.dispose()
 

@@ -7,6 +7,7 @@ from fastapi.responses import RedirectResponse
 
 from newsletter.tokens import TokenSigner
 from newsletter.web import archive, subscriptions
+from newsletter.web.background import AfterResponse
 from newsletter.web.lang import negotiate
 from newsletter.web.ratelimit import RateLimiter, SubscribeLimits, shared_counts
 
@@ -25,8 +26,10 @@ router.include_router(archive.router)
 
 
 def setup(app: FastAPI) -> None:
-    """What the public pages keep per app: the token signer and the rate limiter."""
+    """What the public pages keep per app: the token signer, the rate limiter, and the thread
+    that sends confirmations after the answer (closed by the app's lifespan)."""
     settings = app.state.settings
+    app.state.after_response = AfterResponse()
     app.state.signer = TokenSigner(settings.secret_key)
     app.state.rate_limiter = RateLimiter(shared_counts(app.state), settings.secret_key)
     app.state.subscribe_limits = SubscribeLimits()

@@ -146,12 +146,19 @@ def subscribe(
         session.rollback()
         return _form_again(request, lang, form, [N_("Please enter a valid email address.")])
     except SubscriptionError:
-        # An erased (suppressed) address: refused quietly, with the same answer as anyone.
+        # An erased (suppressed) address: refused quietly, with the same answer as anyone,
+        # and the same write (an event naming nobody), so in the same time.
         session.rollback()
+        subscriptions.record_refused(session, EventSource.form)
         return render(request, "subscribed.html", lang, headers=PRIVATE, switch=CHECK_MAIL)
+    response = render(request, "subscribed.html", lang, headers=PRIVATE, switch=CHECK_MAIL)
     if result.needs_confirmation and may_confirm:
-        runtime.jobs.enqueue(session, "send_confirmation", subscriber_id=result.subscriber.id)
-    return render(request, "subscribed.html", lang, headers=PRIVATE, switch=CHECK_MAIL)
+        # Committed before the answer goes out; sent (embedded) or published (broker) only
+        # after it: the answer must not take longer when an email is due.
+        response.background = request.app.state.after_response.later(
+            runtime.jobs.enqueue, None, "send_confirmation", subscriber_id=result.subscriber.id
+        )
+    return response
 
 
 def _form_again(

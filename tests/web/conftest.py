@@ -100,8 +100,9 @@ def make_subscriber(runtime: Runtime):  # type: ignore[no-untyped-def]
 class State:
     """What a test reads back: the database rows and the Maildir outbox, as a user would check."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, app: FastAPI | None = None) -> None:
         self.runtime = runtime
+        self.app = app
 
     def subscriber(self, email: str) -> tuple[str, str] | None:
         """(status, languages) of an address as the database holds it now, or None."""
@@ -128,7 +129,10 @@ class State:
             return [*subs, *events]
 
     def outbox(self, address: str) -> list[str]:
-        """Messages the Maildir outbox holds for one address (in-process jobs, no SMTP URL)."""
+        """Messages the Maildir outbox holds for one address (in-process jobs, no SMTP URL),
+        once the app has sent what its requests handed over after answering."""
+        if self.app is not None:
+            self.app.state.after_response.drain()
         folder = self.runtime.settings.outbox
         if not folder.exists():
             return []
@@ -137,8 +141,8 @@ class State:
 
 
 @pytest.fixture
-def state(runtime: Runtime) -> State:
-    return State(runtime)
+def state(runtime: Runtime, app: FastAPI) -> State:
+    return State(runtime, app)
 
 
 class Server:
