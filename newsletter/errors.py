@@ -16,7 +16,8 @@ NewsletterError
 ├── EditionIncomplete           some articles lack a language and no fallback was chosen
 └── DeliveryError
     ├── TemporaryDeliveryError  4xx, connection lost, server down: retry later
-    └── PermanentDeliveryError  5xx for a recipient: fail it and suppress a hard bounce
+    ├── PermanentDeliveryError  5xx for a recipient: fail it and suppress a hard bounce
+    └── SendPaused              the send stopped for a fault not the readers' (disk, relay auth)
 """
 
 from __future__ import annotations
@@ -88,3 +89,7 @@ class TemporaryDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Will never succeed for this recipient: 5xx."""
+
+
+class SendPaused(DeliveryError):
+    """An edition's send is paused, for staff or for a fault that is not the readers'."""

@@ -34,11 +34,17 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """What became of one message; `bounce` means the recipient address itself was refused."""
+    """What became of one message; `bounce` means the recipient address itself was refused.
+
+    `blocked` means the fault is not the reader's but the relay's or the outbox's: with a
+    permanent outcome (outbox unusable, disk full, SMTP authentication or TLS refused) the
+    send must stop; with a temporary one (relay down) it is retried, then stops.
+    """
 
     outcome: Outcome
     reply: str = ""
     bounce: bool = False
+    blocked: bool = False
 
 
 SENT = SendResult(Outcome.ok)
@@ -131,21 +137,26 @@ class MaildirTransport(_TransportBase):
         self._box = None
 
     def send(self, envelope_from: str, batch: Batch) -> list[SendResult]:
-        if self._box is None:
-            self.open()
-        assert self._box is not None
-        results = []
-        for item in batch:
-            rcpt, data = item[0], item[1]
-            # What a local MDA records: the envelope, then the message with Unix line ends.
-            sender = sender_of(item, envelope_from)
-            envelope = f"Return-Path: <{sender}>\nDelivered-To: {rcpt}\n".encode()
-            try:
+        """Deliver each message; an outbox that cannot be written stops the batch, blocked:
+        a full disk or a broken folder is never the reader's fault."""
+        results: list[SendResult] = []
+        try:
+            if self._box is None:
+                self.open()
+            assert self._box is not None
+            for item in batch:
+                rcpt, data = item[0], item[1]
+                # What a local MDA records: the envelope, then the message with Unix line ends.
+                sender = sender_of(item, envelope_from)
+                envelope = f"Return-Path: <{sender}>\nDelivered-To: {rcpt}\n".encode()
                 self._box.add(envelope + joined(data).replace(b"\r\n", b"\n"))
-            except OSError as exc:
-                results.append(SendResult(Outcome.temporary, f"outbox: {exc}"))
-            else:
                 results.append(SENT)
+        except OSError as exc:
+            self._box = None
+            unusable = SendResult(
+                Outcome.permanent, f"outbox {self.path} unusable: {exc}"[:500], blocked=True
+            )
+            results.extend([unusable] * (len(batch) - len(results)))
         return results
 
 
@@ -266,6 +277,21 @@ class SmtpTransport(_TransportBase):
             done_before = start
             try:
                 self.open()
+            except _REFUSED_US as exc:
+                # Our credentials or TLS, not any reader: no message can go until staff act.
+                self._drop()
+                refused = SendResult(Outcome.permanent, _refusal(exc), blocked=True)
+                for i in range(start, len(batch)):
+                    results[i] = refused
+                break
+            except OSError as exc:
+                self._drop()
+                # Relay down, or 421 at the greeting: retried; not the readers' fault.
+                down = SendResult(Outcome.temporary, _describe(exc), blocked=True)
+                for i in range(start, len(batch)):
+                    results[i] = down
+                break
+            try:
                 self._send_range(envelope_from, batch, start, results)
             except (OSError, _Dropped) as exc:
                 self._drop()
@@ -278,7 +304,7 @@ class SmtpTransport(_TransportBase):
                 if not progressed:
                     # Server down or refusing us: the rest waits for the retry.
                     for i in range(start, len(batch)):
-                        results[i] = SendResult(Outcome.temporary, reply)
+                        results[i] = SendResult(Outcome.temporary, reply, blocked=True)
                     break
                 continue
             break
@@ -452,6 +478,19 @@ def _classify(code: int, text: str, stage: str) -> SendResult:
     if 500 <= code < 600:
         return SendResult(Outcome.permanent, reply, bounce=stage == "rcpt")
     return SendResult(Outcome.temporary, reply)
+
+
+# Raised while connecting when the relay refuses our credentials or TLS (a configuration
+# matter, not a reader's): SMTPNotSupportedError is AUTH asked of a server without it.
+_REFUSED_US = (smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError, ssl.SSLError)
+
+
+def _refusal(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return f"SMTP authentication refused: {_describe(exc)}"[:500]
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS with the relay failed: {_describe(exc)}"[:500]
+    return f"the relay refused us: {_describe(exc)}"[:500]
 
 
 def _raise_if_closing(code: int, text: str) -> None:

@@ -26,6 +26,7 @@ COMMAND_MODULES = {
     "pause": "sending",
     "resume": "sending",
     "cancel": "sending",
+    "retry": "sending",
     "status": "sending",
     "worker": "sending",
     "beat": "sending",

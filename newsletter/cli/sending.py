@@ -1,4 +1,4 @@
-"""`newsletter send|pause|resume|cancel|status` and the `worker` and `beat` processes."""
+"""`newsletter send|pause|resume|cancel|retry|status` and the `worker` and `beat` processes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 
 from newsletter import dispatch
 from newsletter.cli.context import pass_runtime
-from newsletter.errors import ConfigError, ValidationError
+from newsletter.errors import ConfigError, SendPaused, ValidationError
 from newsletter.jobs import InProcessJobs
 from newsletter.languages import LANGUAGE_SETS, LANGUAGES
 from newsletter.models import EditionStatus, utcnow
@@ -38,6 +38,10 @@ def _print_progress(p: dispatch.Progress) -> None:
         f"failed {p.failed}, skipped {p.skipped} (total {p.total}"
         + (", more being planned)" if p.planning else ")")
     )
+    if p.reason and p.status in (EditionStatus.paused, EditionStatus.draft):
+        click.echo(
+            f"{p.week}: {'paused' if p.status is EditionStatus.paused else 'waits'}: {p.reason}"
+        )
 
 
 @click.command()
@@ -120,6 +124,9 @@ def _wait(runtime: Runtime, week: str) -> None:
                 break
             time.sleep(0.5)
     _print_progress(p)
+    if p.status is EditionStatus.paused:
+        # Not done: a script waiting on the send must not carry on as if it were.
+        raise SendPaused(f"{week} is paused: {p.reason or 'by staff'}")
 
 
 @click.command()
@@ -150,6 +157,20 @@ def cancel(runtime: Runtime, week: str) -> None:
     with runtime.session() as session:
         edition = dispatch.cancel(session, week)
         click.echo(f"{edition.week}: cancelled ({edition.sent_count} sent before)")
+
+
+@click.command()
+@week_option
+@pass_runtime
+def retry(runtime: Runtime, week: str) -> None:
+    """Queue the failed deliveries of an edition again (readers still active)."""
+    with runtime.session() as session:
+        count = dispatch.retry_failed(session, week, settings=runtime.settings, jobs=runtime.jobs)
+    with runtime.session() as session:
+        p = dispatch.progress(session, week)
+    later = " (paused: `newsletter resume` sends them)" if p.status is EditionStatus.paused else ""
+    click.echo(f"{p.week}: {count} failed deliveries queued again{later}")
+    _print_progress(p)
 
 
 @click.command()
@@ -222,7 +243,7 @@ def beat(runtime: Runtime, interval: float, loglevel: str) -> None:
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the CLI."""
-    for command in (send, pause, resume, cancel, status, worker, beat):
+    for command in (send, pause, resume, cancel, retry, status, worker, beat):
         cli.add_command(command)
 
 

@@ -2,7 +2,7 @@
 
 planning    start_send: the edition moves to sending; plan_rest: deliveries planned in chunks
 sending     send_batch: claim, substitute, send over one connection, record in bulk
-control     pause, resume, cancel, progress
+control     pause, resume, cancel, retry_failed, progress
 scheduling  tick: due schedules, the weekly rule, stale claims, lost batches, purge
 testsend    send_test: one copy of each variant to a staff address
 welcome     welcome: the latest edition for a reader who has just confirmed
@@ -10,7 +10,14 @@ store       the set-based SQL behind all of these
 """
 
 from newsletter.dispatch.confirmation import send_confirmation
-from newsletter.dispatch.control import Progress, cancel, pause, progress, resume
+from newsletter.dispatch.control import (
+    Progress,
+    cancel,
+    pause,
+    progress,
+    resume,
+    retry_failed,
+)
 from newsletter.dispatch.planning import SendStart, plan_rest, start_send
 from newsletter.dispatch.scheduling import TickReport, tick, weekly_slot
 from newsletter.dispatch.sending import BatchReport, send_batch
@@ -29,6 +36,7 @@ __all__ = [
     "plan_rest",
     "progress",
     "resume",
+    "retry_failed",
     "send_batch",
     "send_confirmation",
     "send_test",

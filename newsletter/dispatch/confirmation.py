@@ -52,6 +52,6 @@ def send_confirmation(
         data = dot_stuff(data)
     with transport:
         result = transport.send(parseaddr(settings.from_address)[1], [(subscriber.email, data)])[0]
-    if result.outcome is Outcome.temporary:
+    if result.outcome is Outcome.temporary or result.blocked:  # blocked: not the reader's fault
         raise TemporaryDeliveryError(f"confirmation to {subscriber.email}: {result.reply}")
     return result

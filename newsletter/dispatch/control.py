@@ -27,6 +27,7 @@ class Progress:
     skipped: int
     total: int  # deliveries planned so far
     planning: bool = False  # more readers are still being planned
+    reason: str | None = None  # why it waits or is paused, when it says
 
     @property
     def done(self) -> int:
@@ -57,6 +58,7 @@ def progress(session: Session, week: str) -> Progress:
         skipped=n[DeliveryStatus.skipped],
         total=sum(n.values()),
         planning=edition.plan_cursor is not None,
+        reason=edition.waiting_reason,
     )
 
 
@@ -105,3 +107,21 @@ def cancel(session: Session, week: str) -> Edition:
     edition.failed_count = n[DeliveryStatus.failed]
     edition.skipped_count = n[DeliveryStatus.skipped]
     return edition
+
+
+def retry_failed(session: Session, week: str, *, settings: Settings, jobs: Jobs) -> int:
+    """Queue an edition's failed deliveries again (readers still active); returns how many.
+
+    A sending or sent edition sends them at once (a sent one stays sent, like a late
+    welcome); a paused one when it is resumed.
+    """
+    edition = edition_for_update(session, week)
+    if edition.status not in (EditionStatus.sending, EditionStatus.paused, EditionStatus.sent):
+        raise IllegalTransition(
+            f"edition {edition.week} is {edition.status}: only a sending, paused or sent "
+            "edition has deliveries to retry"
+        )
+    count = store.requeue_failed(session, edition.id)
+    if count and edition.status is not EditionStatus.paused:
+        enqueue_batches(session, settings, edition.id, jobs)
+    return count

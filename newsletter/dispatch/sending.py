@@ -58,6 +58,7 @@ class BatchReport:
     bounced: int = 0
     finished: bool = False  # this batch completed the edition
     retry_in: float | None = None  # seconds until a postponed delivery of the batch is due
+    paused: str | None = None  # why this batch paused the edition (not the readers' fault)
 
     def add(self, outcomes: Outcomes) -> None:
         self.sent += len(outcomes.sent)
@@ -289,12 +290,18 @@ def _send_claims(
             else:
                 batch.append((c.email, render(recipient), own_sender(c)))
         if batch:
-            _collect(outcomes, chunk, transport.send(envelope_from, batch))
+            _collect(outcomes, chunk, transport.send(envelope_from, batch), settings.max_attempts)
         # The keeper stops renewing these before they are written: it never waits on the
         # rows the write holds, and the write never waits on it.
         keeper.let_go(ids)
         _flush(sessions, settings, edition_id, outcomes, suffix, now)
         report.add(outcomes)
+        if outcomes.held:  # the edition is paused: hand the rest of the claim back untried
+            rest = [c.delivery_id for c in active[start + len(ids) :]]
+            keeper.let_go(rest)
+            patiently(sessions, lambda s, r=rest: store.release(s, r), max_delay=keeper.every)
+            report.paused = outcomes.hold_reason
+            return
         outcomes = Outcomes()
     if outcomes.skipped:  # nobody in the claim was active
         _flush(sessions, settings, edition_id, outcomes, suffix, now)
@@ -323,10 +330,21 @@ def _stretches(
         start = end
 
 
-def _collect(outcomes: Outcomes, chunk: Sequence[Claim], results: Sequence[SendResult]) -> None:
+def _collect(
+    outcomes: Outcomes, chunk: Sequence[Claim], results: Sequence[SendResult], max_attempts: int
+) -> None:
     for c, result in zip(chunk, results, strict=True):
         if result.outcome is Outcome.ok:
             outcomes.sent.append(c.delivery_id)
+        elif result.blocked and (result.outcome is Outcome.permanent or c.attempts >= max_attempts):
+            # Not the reader's fault: nobody is marked failed, the edition pauses instead.
+            outcomes.held.append(c.delivery_id)
+            if outcomes.hold_reason is None:
+                outcomes.hold_reason = (
+                    result.reply
+                    if result.outcome is Outcome.permanent
+                    else f"the relay was unreachable after {c.attempts} attempts: {result.reply}"
+                )
         elif result.outcome is Outcome.permanent:
             outcomes.failed.setdefault(result.reply, []).append(c.delivery_id)
             if result.bounce:

@@ -71,6 +71,10 @@ class Outcomes:
     failed: dict[str, list[int]] = field(default_factory=dict)  # reply -> delivery ids
     retry: dict[tuple[int, str], list[int]] = field(default_factory=dict)  # (attempts, reply)
     bounced: list[int] = field(default_factory=list)  # subscriber ids
+    # Not the readers' fault (outbox, relay credentials, relay down past the retries): these
+    # go back to the queue untouched and the edition pauses, saying why.
+    held: list[int] = field(default_factory=list)
+    hold_reason: str | None = None
 
     def __len__(self) -> int:
         return (
@@ -78,6 +82,7 @@ class Outcomes:
             + len(self.skipped)
             + sum(map(len, self.failed.values()))
             + sum(map(len, self.retry.values()))
+            + len(self.held)
         )
 
 
@@ -329,6 +334,19 @@ def record(
                 last_error=(f"gave up after {attempts} attempts: " if gave_up else "") + reply,
             )
         )
+    if outcomes.held:
+        session.execute(
+            update(D)
+            .where(id_in(session, D.c.id, outcomes.held), D.c.status == Q.sending.value)
+            .values(
+                status=Q.queued.value,
+                claimed_at=None,
+                next_attempt_at=None,
+                attempts=0,
+                last_error=outcomes.hold_reason,
+            )
+        )
+        hold(session, edition_id, outcomes.hold_reason or "the send cannot go on", now)
 
 
 def renew(session: Session, delivery_ids: Sequence[int], now: datetime) -> None:
@@ -475,6 +493,22 @@ def next_due(
     if last_id is not None:
         query = query.where(D.c.id <= last_id)
     return as_utc(session.scalar(query))
+
+
+def requeue_failed(session: Session, edition_id: int) -> int:
+    """Queue the edition's failed deliveries again, attempts afresh, for readers still active
+    (a hard bounce made its reader `bounced`: that one stays failed)."""
+    active = select(S.c.id).where(S.c.status == SubscriberStatus.active.value)
+    result = session.execute(
+        update(D)
+        .where(
+            D.c.edition_id == edition_id,
+            D.c.status == Q.failed.value,
+            D.c.subscriber_id.in_(active.scalar_subquery()),
+        )
+        .values(status=Q.queued.value, attempts=0, claimed_at=None, next_attempt_at=None)
+    )
+    return result.rowcount or 0
 
 
 def skip_queued(session: Session, edition_id: int, reason: str) -> int:

@@ -147,11 +147,14 @@ def schedule(
 
 
 def control(name: str, session: Session, runtime: Runtime, week: str) -> None:
-    """Pause, resume or cancel; a resumed send has its remaining batches queued at once."""
+    """Pause, resume, cancel or retry the failed; a resumed send has its remaining batches
+    queued at once."""
     from newsletter import dispatch
 
     if name == "resume":
         dispatch.resume(session, week, settings=runtime.settings, jobs=runtime.jobs)
+    elif name == "retry":  # queue the failed deliveries again
+        dispatch.retry_failed(session, week, settings=runtime.settings, jobs=runtime.jobs)
     else:
         getattr(dispatch, name)(session, week)
 
@@ -175,7 +178,7 @@ def _control(name: str) -> Any:
     return action
 
 
-for _name in ("pause", "resume", "cancel"):
+for _name in ("pause", "resume", "cancel", "retry"):
     router.add_api_route(f"/editions/{{week}}/{_name}", _control(_name), methods=["POST"])
 
 

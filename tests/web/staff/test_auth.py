@@ -33,6 +33,7 @@ POSTS = [
     "/admin/editions/2020-W05/pause",
     "/admin/editions/2020-W05/resume",
     "/admin/editions/2020-W05/cancel",
+    "/admin/editions/2020-W05/retry",
     "/admin/subscribers/1/unsubscribe",
     "/admin/staff",
     "/admin/tokens",

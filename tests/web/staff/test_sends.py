@@ -219,3 +219,45 @@ def test_a_send_started_by_the_api_reaches_every_reader(
     assert (progress["status"], progress["sent"], progress["percent"]) == ("sent", 3, 100.0)
     recipients = sorted(m["To"] for m in outbox_messages(runtime))
     assert recipients == [f"reader{i}@example.org" for i in range(3)]
+
+
+def test_retry_button_queues_failed_deliveries_again(
+    editor_client: TestClient,
+    runtime: Runtime,
+    edition: Any,
+    held_jobs: list[tuple[str, dict[str, Any]]],
+    h: Any,
+) -> None:
+    """A sent edition with a failed delivery: its page offers "Retry failed deliveries";
+    pressing it queues that delivery again and hands a batch over; a draft refuses (409)."""
+    from newsletter.models import Delivery, DeliveryStatus
+
+    add_readers(runtime, 2)
+    with runtime.session() as session:
+        row = session.query(Edition).filter_by(week="2020-W05").one()
+        row.status = EditionStatus.sent
+        people = session.query(Subscriber).order_by(Subscriber.id).all()
+        session.add_all(
+            [
+                Delivery(edition_id=row.id, subscriber_id=people[0].id, status=DeliveryStatus.sent),
+                Delivery(
+                    edition_id=row.id,
+                    subscriber_id=people[1].id,
+                    status=DeliveryStatus.failed,
+                    attempts=8,
+                    last_error="gave up after 8 attempts: 452 mailbox full",
+                ),
+            ]
+        )
+    page = editor_client.get("/admin/editions/2020-W05")
+    assert "Retry failed deliveries" in page.text and "/admin/editions/2020-W05/retry" in page.text
+    token = h.form_csrf(editor_client, "/admin/editions/2020-W05")
+    response = editor_client.post("/admin/editions/2020-W05/retry", data={"csrf_token": token})
+    assert response.status_code == 303
+    assert [name for name, _ in held_jobs] == ["send_batch"]
+    data = editor_client.get("/admin/editions/2020-W05/progress.json").json()
+    assert (data["queued"], data["failed"], data["sent"]) == (1, 0, 1)
+    with runtime.session() as session:
+        session.query(Edition).filter_by(week="2020-W05").one().status = EditionStatus.draft
+    refused = editor_client.post("/admin/editions/2020-W05/retry", data={"csrf_token": token})
+    assert refused.status_code == 409
