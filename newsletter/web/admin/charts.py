@@ -1,4 +1,8 @@
-"""Charts as inline SVG drawn on the server: no script, no third-party library."""
+"""Charts as inline SVG drawn on the server: no script, no third-party library.
+
+Each chart is `<div class="chart">` holding the SVG plot and its legend as an HTML list
+(readable at any width: the plot scales down on a phone, the legend's text does not).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 48, 150, 16, 40
+LEFT, RIGHT, TOP, BOTTOM = 48, 20, 16, 40
 # Distinguishable for the common colour-vision deficiencies (Okabe-Ito).
 COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000")
 
@@ -38,7 +42,7 @@ def _frame(title: str, labels: Sequence[str], top: int) -> list[str]:
         y = TOP + plot_h - plot_h * i / GRID
         parts.append(
             f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" stroke="#ddd"/>'
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{value}</text>'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="12">{value}</text>'
         )
     every = max(1, -(-len(labels) // 7))  # at most seven x labels: they must not overlap
     for i, label in enumerate(labels):
@@ -46,7 +50,7 @@ def _frame(title: str, labels: Sequence[str], top: int) -> list[str]:
             x = _x(i, len(labels))
             parts.append(
                 f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" '
-                f'font-size="11">{escape(label)}</text>'
+                f'font-size="12">{escape(label)}</text>'
             )
     return parts
 
@@ -58,16 +62,59 @@ def _x(index: int, count: int) -> float:
     return LEFT + plot_w * index / (count - 1)
 
 
-def _legend(names: Sequence[str]) -> list[str]:
-    parts = []
-    for i, name in enumerate(names):
-        y = TOP + 14 + i * 18
-        colour = COLOURS[i % len(COLOURS)]
-        parts.append(
-            f'<rect x="{WIDTH - RIGHT + 14}" y="{y - 9}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{WIDTH - RIGHT + 30}" y="{y}" font-size="12">{escape(name)}</text>'
+# Each line series also differs by dash pattern and marker shape, so lines that lie on each
+# other (say bounced and complained, both 0) stay visible and tell apart without colour.
+DASHES = ("", "7 4", "2 3", "10 3 2 3", "4 4", "1 5", "12 2")
+MARKERS = ("circle", "square", "triangle", "diamond", "cross", "down", "plus")
+
+
+def _marker(shape: str, x: float, y: float, colour: str, inner: str = "") -> str:
+    """A hollow marker (white fill, coloured edge): coinciding markers of other shapes show."""
+    style = f'fill="#fff" stroke="{colour}" stroke-width="1.6"'
+    if shape == "circle":
+        return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" {style}>{inner}</circle>'
+    if shape == "square":
+        return (
+            f'<rect x="{x - 3.5:.1f}" y="{y - 3.5:.1f}" width="7" height="7" {style}>{inner}</rect>'
         )
-    return parts
+    offsets = {
+        "triangle": ((0, -5), (4.5, 3.5), (-4.5, 3.5)),
+        "down": ((0, 5), (4.5, -3.5), (-4.5, -3.5)),
+        "diamond": ((0, -5.5), (5.5, 0), (0, 5.5), (-5.5, 0)),
+        "cross": ((-4, -4), (4, 4), (0, 0), (4, -4), (-4, 4), (0, 0)),
+        "plus": ((0, -5), (0, 5), (0, 0), (5, 0), (-5, 0), (0, 0)),
+    }[shape]
+    points = " ".join(f"{x + dx:.1f},{y + dy:.1f}" for dx, dy in offsets)
+    return f'<polygon points="{points}" {style}>{inner}</polygon>'
+
+
+def _swatch(i: int, *, lines: bool) -> str:
+    """A small SVG drawing series `i` as the plot draws it: line, dash and marker, or a bar."""
+    colour = COLOURS[i % len(COLOURS)]
+    head = (
+        '<svg xmlns="http://www.w3.org/2000/svg" class="swatch" viewBox="0 0 34 14" '
+        'width="34" height="14" aria-hidden="true">'
+    )
+    if not lines:
+        return f'{head}<rect x="11" y="2" width="10" height="10" fill="{colour}"/></svg>'
+    dash = DASHES[i % len(DASHES)]
+    return (
+        f'{head}<line x1="1" y1="7" x2="33" y2="7" stroke="{colour}" stroke-width="2"'
+        + (f' stroke-dasharray="{dash}"' if dash else "")
+        + "/>"
+        + _marker(MARKERS[i % len(MARKERS)], 17, 7, colour)
+        + "</svg>"
+    )
+
+
+def _legend(names: Sequence[str], *, lines: bool = False, last: Sequence[str] = ()) -> str:
+    """One entry per series, drawn as the series is, with its latest value when given: right
+    whatever the lines hide of each other. Static: it toggles nothing."""
+    items = []
+    for i, name in enumerate(names):
+        label = f"{name}: {last[i]}" if i < len(last) else name
+        items.append(f'<li class="legend-item">{_swatch(i, lines=lines)}{escape(label)}</li>')
+    return f'<ul class="legend">{"".join(items)}</ul>'
 
 
 def line_chart(
@@ -77,28 +124,41 @@ def line_chart(
     *,
     ticks: Sequence[str] | None = None,
 ) -> Markup:
-    """One line per series over the labels (weeks); `ticks` are shorter axis labels."""
+    """One line per series over the labels (weeks); `ticks` are shorter axis labels.
+
+    Every point has a tooltip (`<title>`) with its week and value, naming the other series
+    that have the same value there (their markers lie under it)."""
     top = _nice_max(max((max(v, default=0) for v in series.values()), default=0))
     plot_h = HEIGHT - TOP - BOTTOM
     parts = _frame(title, ticks or labels, top)
+    names = list(series)
+    markers: list[str] = []
     for i, (name, values) in enumerate(series.items()):
         colour = COLOURS[i % len(COLOURS)]
+        dash = DASHES[i % len(DASHES)]
         points = [
             (_x(j, len(values)), TOP + plot_h - plot_h * v / top) for j, v in enumerate(values)
         ]
         path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
         parts.append(
-            f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}">'
-            f"<title>{escape(name)}</title></polyline>"
+            f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"'
+            + (f' stroke-dasharray="{dash}"' if dash else "")
+            + f"><title>{escape(name)}</title></polyline>"
         )
-        for (x, y), label, value in zip(points, labels, values, strict=False):
-            parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{colour}">'
-                f"<title>{escape(name)}, {escape(label)}: {value}</title></circle>"
-            )
-    parts.extend(_legend(list(series)))
+        for j, ((x, y), label, value) in enumerate(zip(points, labels, values, strict=False)):
+            same = [
+                other
+                for other in names
+                if other != name and j < len(series[other]) and series[other][j] == value
+            ]
+            also = f" (also {', '.join(same)})" if same else ""
+            tip = f"<title>{escape(name)}, {escape(label)}: {value}{escape(also)}</title>"
+            markers.append(_marker(MARKERS[i % len(MARKERS)], x, y, colour, tip))
+    parts.extend(markers)  # over every line, so no line hides a marker
     parts.append("</svg>")
-    return Markup("".join(parts))
+    last = [str(values[-1]) if values else "" for values in series.values()]
+    legend = _legend(names, lines=True, last=last)
+    return Markup(f'<div class="chart">{"".join(parts)}{legend}</div>')
 
 
 def bar_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[int]]) -> Markup:
@@ -122,8 +182,7 @@ def bar_chart(title: str, labels: Sequence[str], series: Mapping[str, Sequence[i
             )
         parts.append(
             f'<text x="{LEFT + group_w * (j + 0.5):.1f}" y="{HEIGHT - BOTTOM + 16}" '
-            f'text-anchor="middle" font-size="11">{escape(label)}</text>'
+            f'text-anchor="middle" font-size="12">{escape(label)}</text>'
         )
-    parts.extend(_legend(list(series)))
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return Markup(f'<div class="chart">{"".join(parts)}{_legend(list(series))}</div>')

@@ -68,12 +68,16 @@ def test_send(
     edition = load_edition(session, week)
     if not to.strip():
         raise ValidationError("give an address for the test email")
-    dispatch.send_test(session, runtime.settings, edition.week, to.strip(), runtime.transport)
-    return render(
-        request,
-        "admin/done.html",
-        {"edition": edition, "message": f"A test email of {edition.week} went to {to.strip()}."},
+    sets = dispatch.send_test(
+        session, runtime.settings, edition.week, to.strip(), runtime.transport
     )
+    copies = "; ".join(",".join(langs) for langs in sets)
+    message = (
+        f"A test email of {edition.week} went to {to.strip()}: "
+        f"{len(sets)} {'copy' if len(sets) == 1 else 'copies'}, one per language set ({copies}), "
+        "each marked [TEST]."
+    )
+    return render(request, "admin/done.html", {"edition": edition, "message": message})
 
 
 @router.get("/editions/{week}/send")
