@@ -423,11 +423,14 @@ def confirmation_message(
     *,
     lang: str,
     email: str,
-    name: str | None,
     confirm_url: str,
     message_id: str,
 ) -> bytes:
-    """The double opt-in email (templates/email/confirmation/), ready to send."""
+    """The double opt-in email (templates/email/confirmation/), ready to send.
+
+    It carries nothing the stranger who filled in the form wrote: no name in To or in the
+    greeting (the address is unconfirmed; whoever typed it may not own it), only our words
+    and the link."""
     tokens = _Tokens()
     context = {
         "lang": lang,
@@ -448,7 +451,7 @@ def confirmation_message(
         list_message=False,
     )
     return template.render(
-        Recipient(email=email, name=name, unsubscribe_url="", message_id=message_id)
+        Recipient(email=email, name=None, unsubscribe_url="", message_id=message_id)
     )
 
 

@@ -8,6 +8,8 @@ bounces.
 from __future__ import annotations
 
 import ipaddress
+import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -138,15 +140,49 @@ def normalise_email(email: str) -> str:
     return normalised
 
 
+# Characters that change how text around them is shown: bidi overrides and isolates, and
+# line or paragraph separators. A name never needs them; they can make it read as other text.
+_HIDDEN = re.compile("[\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+
+FORM_NAME_MAX = 64
+# Besides letters and combining marks, what names are written with: spaces, full stops,
+# hyphens and apostrophes (Belarusian writes U+02BC or U+2019 in Мар'яна).
+_NAME_MARKS = frozenset(" .-'\u2010\u2011\u2019\u02bc")
+
+
 def clean_name(name: str | None) -> str | None:
     """A display name without control characters (it ends up in the To: header)."""
     if name is None or not name.strip():
         return None
     name = " ".join(name.split())
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in name) or _HIDDEN.search(name):
         raise ValidationError("the name contains control characters")
     if len(name) > 200:
         raise ValidationError("the name is longer than 200 characters")
+    return name
+
+
+def form_name(name: str | None) -> str | None:
+    """A name typed by a stranger on the public form, or ValidationError.
+
+    At most 64 characters of letters, combining marks and the marks of _NAME_MARKS, checked
+    in NFKC form (full-width and other compatibility spellings fold to what they look like);
+    a full stop is followed by a space or ends the name. So no link, address, digit, colon,
+    slash or @ in any spelling: a name cannot carry a URL or read as an instruction with one.
+    """
+    name = clean_name(name)
+    if name is None:
+        return None
+    if len(name) > FORM_NAME_MAX:
+        raise ValidationError(f"the name is longer than {FORM_NAME_MAX} characters")
+    folded = unicodedata.normalize("NFKC", name)
+    for char in folded:
+        category = unicodedata.category(char)
+        # Modifier letters (Lm) include look-alikes of punctuation (U+A4F8 for a full stop).
+        if char not in _NAME_MARKS and (category[0] not in "LM" or category == "Lm"):
+            raise ValidationError(f"a name may not contain {char!r}")
+    if re.search(r"\.\S", folded):
+        raise ValidationError("a full stop in a name is followed by a space")
     return name
 
 

@@ -44,7 +44,6 @@ def send_confirmation(
         settings,
         lang=subscriber.primary_language,
         email=subscriber.email,
-        name=subscriber.name,
         confirm_url=links.confirm_url(settings.base_url, token),
         message_id=make_msgid("confirm", domain=domain),
     )

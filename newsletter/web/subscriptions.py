@@ -32,7 +32,6 @@ router = APIRouter()
 PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 FORM_NAME = "web:subscribe"
 ONE_CLICK = "One-Click"
-MAX_NAME = 200
 MAX_EMAIL = 320
 EXPORT_NAME = "my-newsletter-data.json"
 CHECK_MAIL = "/{lang}/subscribed"  # the language switch of the "check your mail" page
@@ -110,8 +109,18 @@ def subscribe(
         problems.append(N_("Choose at least one language."))
     if not email or len(email) > MAX_EMAIL or "@" not in email:
         problems.append(N_("Please enter a valid email address."))
-    if len(name) > MAX_NAME:
+    if len(name) > subscriptions.FORM_NAME_MAX:
         problems.append(N_("The name is too long."))
+    else:
+        try:
+            subscriptions.form_name(name)
+        except DomainValidationError:
+            problems.append(
+                N_(
+                    "Please write only your name: letters, spaces, hyphens and apostrophes, "
+                    "without links, addresses or digits."
+                )
+            )
     if problems:
         return _form_again(request, lang, form, problems)
 
