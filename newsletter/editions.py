@@ -33,11 +33,12 @@ from newsletter.errors import (
     NotFound,
     ValidationError,
 )
-from newsletter.languages import LANGUAGES
+from newsletter.languages import LANGUAGES, parse_fallback
 from newsletter.models import Article, ArticleTranslation, Edition, EditionStatus, Topic, Trend
 from newsletter.paths import sample_data_dir
 
-_WEEK_RE = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.IGNORECASE)
+# ASCII digits only: "２０２０-W05" (fullwidth) is not a week, whatever int() would make of it.
+_WEEK_RE = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.IGNORECASE | re.ASCII)
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _LOCKED = (EditionStatus.sending, EditionStatus.paused, EditionStatus.sent)
 MAX_TITLE = 500
@@ -464,6 +465,7 @@ def check_sendable(
 ) -> None:
     """Refuse (EditionIncomplete) an edition with no articles, or with texts missing in
     `languages` (default all) unless a fallback language covering every article is chosen."""
+    fallback_language = parse_fallback(fallback_language)  # refused even when not needed
     if not edition.articles:
         raise EditionIncomplete(f"edition {edition.week} has no articles")
     missing = missing_translations(edition, languages)
@@ -475,8 +477,6 @@ def check_sendable(
             f"edition {edition.week} lacks translations ({listing}); "
             "translate them or choose a fallback language"
         )
-    if fallback_language not in LANGUAGES:
-        raise ValidationError(f"unknown fallback language {fallback_language!r} (be, ru, en)")
     uncovered = [a.slug for a in edition.articles if a.translation(fallback_language) is None]
     if uncovered:
         raise EditionIncomplete(

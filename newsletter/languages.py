@@ -30,5 +30,17 @@ def parse_languages(value: str | Iterable[str]) -> tuple[str, ...]:
     return langs
 
 
+def parse_fallback(value: str | None) -> str | None:
+    """The language shown where a text is missing: one of be, ru, en, or None (none chosen).
+
+    The one rule for every edge (CLI, staff pages, API) and for the domain's own checks."""
+    if value is None or not value.strip():
+        return None
+    lang = value.strip().lower()
+    if lang not in LANGUAGES:
+        raise ValidationError(f"the fallback language must be one of be, ru, en, not {value!r}")
+    return lang
+
+
 def format_languages(langs: Iterable[str]) -> str:
     return ",".join(langs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -22,11 +23,22 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to `revision` on the engine's database."""
+@dataclass(frozen=True)
+class Applied:
+    """One migration that an upgrade applied."""
+
+    revision: str
+    doc: str
+
+
+def upgrade(engine: Engine, revision: str = "head") -> list[Applied]:
+    """Apply migrations up to `revision` on the engine's database; those applied, oldest
+    first (empty when it was already there)."""
     from alembic import command
+    from alembic.script import ScriptDirectory
 
     config = alembic_config(engine.url.render_as_string(hide_password=False))
+    before = current(engine)
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
         if sqlite:
@@ -47,3 +59,17 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             if sqlite:
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.commit()
+    after = current(engine)
+    if after == before:
+        return []
+    steps = ScriptDirectory.from_config(config).iterate_revisions(after, before or "base")
+    # Newest first from Alembic; the reader wants them in the order they ran.
+    return [Applied(step.revision, (step.doc or "").strip()) for step in reversed(list(steps))]
+
+
+def current(engine: Engine) -> tuple[str, ...]:
+    """The revision(s) the database is at (empty before the first upgrade)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return tuple(MigrationContext.configure(connection).get_current_heads())

@@ -120,6 +120,14 @@ def make_transport(settings: Settings) -> Transport:
     return MaildirTransport(settings.outbox)
 
 
+def destination(settings: Settings) -> str:
+    """Where mail goes, in words for a person (never the SMTP credentials)."""
+    if settings.smtp_url:
+        options = SmtpOptions.from_url(settings.smtp_url)
+        return f"the SMTP server {options.host}:{options.port}"
+    return f"the outbox folder {Path(settings.outbox).resolve()}"
+
+
 class MaildirTransport(_TransportBase):
     """Delivers into a Maildir folder (made if missing): the embedded default."""
 

@@ -74,10 +74,15 @@ def main(argv: list[str] | None = None) -> None:
     _configure_logging()
     try:
         # Without standalone mode click returns ctx.exit(n)'s code instead of exiting.
-        result = cli.main(args=argv, standalone_mode=False)
+        result = cli.main(args=argv, prog_name="newsletter", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
+    except click.UsageError as exc:
+        # One line, like every other refusal: what was wrong, and where the help is.
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        click.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -10,6 +10,8 @@ import click
 
 from newsletter import editions
 from newsletter.cli.context import pass_runtime
+from newsletter.cli.options import fallback_option, week_option
+from newsletter.errors import ValidationError
 from newsletter.languages import parse_languages
 from newsletter.messages import preview_message
 from newsletter.runtime import Runtime
@@ -39,15 +41,37 @@ def import_command(runtime: Runtime, file: Path) -> None:
         click.echo(f"  missing translation: {slug}: {', '.join(langs)}")
 
 
+# What --out writes, by the file's suffix: the whole message, or its HTML part.
+OUT_KINDS = {".eml": "eml", ".html": "html", ".htm": "html"}
+
+
+def _out(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """Refuse a FILE whose type the name does not say, or whose folder is missing, before
+    anything is rendered: one line, not a traceback after the work."""
+    if value is None:
+        return None
+    if value.suffix.lower() not in OUT_KINDS:
+        raise ValidationError(
+            f"--out {value}: the name must end in .eml (the whole message) or .html (the HTML part)"
+        )
+    folder = value.parent
+    if not folder.is_dir():
+        raise ValidationError(f"--out {value}: there is no folder {folder}")
+    if value.is_dir():
+        raise ValidationError(f"--out {value} is a folder, not a file")
+    return value
+
+
 @click.command("preview")
-@click.option("--week", required=True, help="ISO week, e.g. 2020-W05")
+@week_option()
 @click.option("--lang", "langs", required=True, help="the reader's languages in order, e.g. be,en")
-@click.option("--fallback", default=None, help="language shown where a text is missing")
+@fallback_option()
 @click.option(
     "--out",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path),
     default=None,
-    help="write FILE.html (the HTML part) or FILE.eml (the whole message); default: HTML to stdout",
+    callback=_out,
+    help="write FILE.eml (the whole message) or FILE.html (the HTML part); default: HTML to stdout",
 )
 @click.option("--to", "to_email", default="reader@example.org", show_default=True)
 @pass_runtime
@@ -66,9 +90,9 @@ def preview_command(
         message = preview_message(
             session, runtime.settings, edition, languages, fallback_language=fallback, to=to_email
         )
-    if out is not None and out.suffix.lower() == ".eml":
-        out.write_bytes(message)
-        click.echo(f"wrote {out} ({len(message)} bytes)")
+    if out is not None and OUT_KINDS[out.suffix.lower()] == "eml":
+        _write(out, message)
+        click.echo(f"wrote {out} ({len(message)} bytes: the whole message)")
         return
     parsed = BytesParser(policy=policy.default).parsebytes(message)
     body = parsed.get_body(("html",))
@@ -76,8 +100,15 @@ def preview_command(
     if out is None:
         click.echo(html, nl=False)
     else:
-        out.write_text(html, encoding="utf-8")
+        _write(out, html.encode("utf-8"))
         click.echo(f"wrote {out} ({len(html.encode())} bytes of HTML)")
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:  # permissions, a full disk, the folder removed meanwhile
+        raise ValidationError(f"--out {path}: cannot write it: {exc.strerror or exc}") from exc
 
 
 def register(cli: click.Group) -> None:

@@ -9,14 +9,15 @@ from zoneinfo import ZoneInfo
 import click
 
 from newsletter import dispatch
+from newsletter.cli import options
 from newsletter.cli.context import pass_runtime
 from newsletter.errors import ConfigError, SendPaused, ValidationError
 from newsletter.jobs import InProcessJobs
-from newsletter.languages import LANGUAGE_SETS, LANGUAGES
+from newsletter.languages import LANGUAGE_SETS
 from newsletter.models import EditionStatus, utcnow
 from newsletter.runtime import Runtime
 
-week_option = click.option("--week", required=True, help="ISO week, e.g. 2020-W05")
+week_option = options.week_option()
 
 
 def parse_at(text: str, tz: ZoneInfo, *, now: datetime | None = None) -> datetime:
@@ -49,7 +50,7 @@ def _print_progress(p: dispatch.Progress) -> None:
 @click.option("--at", "at_text", metavar="TIME", help="send later (ISO 8601; local if no offset)")
 @click.option("--test-to", metavar="EMAIL", help="send one copy of each variant here instead")
 @click.option("--all-sets", is_flag=True, help="with --test-to: all 15 language sets")
-@click.option("--fallback", type=click.Choice(LANGUAGES), help="language for missing texts")
+@options.fallback_option()
 @click.option("--wait", is_flag=True, help="show a progress bar until the send is done")
 @pass_runtime
 def send(

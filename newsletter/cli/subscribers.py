@@ -10,10 +10,17 @@ from sqlalchemy import select
 
 from newsletter import subscriptions
 from newsletter.cli.context import pass_runtime
-from newsletter.errors import NotFound, ValidationError
+from newsletter.dispatch.confirmation import send_confirmation
+from newsletter.errors import (
+    NotFound,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    ValidationError,
+)
 from newsletter.models import EventSource, Subscriber, SubscriberStatus
 from newsletter.runtime import Runtime
 from newsletter.subscriber_csv import read_subscriber_csv, write_subscriber_csv
+from newsletter.transport import Outcome, destination
 
 
 @click.group("subscribers")
@@ -29,20 +36,43 @@ def subscribers_group() -> None:
 @pass_runtime
 def add(runtime: Runtime, email: str, languages: str, name: str | None, confirmed: bool) -> None:
     """Add one reader; without --confirmed they are sent a confirmation email."""
+    settings = runtime.settings
     with runtime.session() as session:
         sub = subscriptions.add_subscriber(
             session,
-            runtime.settings.secret_key,
+            settings.secret_key,
             email,
             languages,
             name=name,
             confirmed=confirmed,
             source=EventSource.staff,
         )
-        if sub.status == SubscriberStatus.pending:
+        pending = sub.status == SubscriberStatus.pending
+        if pending and settings.broker_url:
             runtime.jobs.enqueue(session, "send_confirmation", subscriber_id=sub.id)
+        subscriber_id = sub.id
         line = f"added {sub.email} ({sub.status.value}, {sub.languages})"
-    click.echo(line + ("" if confirmed else "; a confirmation email is on its way"))
+    if not pending:
+        click.echo(line)
+        return
+    where = destination(settings)
+    if settings.broker_url:
+        click.echo(f"{line}; the confirmation email is queued: a worker sends it to {where}")
+        return
+    # No broker: send it here and now, so that the line says what became of it.
+    click.echo(line)
+    try:
+        with runtime.session() as session:
+            result = send_confirmation(session, settings, runtime.transport, subscriber_id)
+    except (TemporaryDeliveryError, OSError) as exc:  # OSError: server down, TLS, outbox
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise TemporaryDeliveryError(
+            f"the confirmation email could not be handed to {where}: {reason}"
+        ) from exc
+    if result is not None and result.outcome is Outcome.permanent:
+        raise PermanentDeliveryError(f"{where} refused the confirmation email: {result.reply}")
+    verb = "written into" if not settings.smtp_url else "accepted by"
+    click.echo(f"the confirmation email was {verb} {where}")
 
 
 @subscribers_group.command("list")

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from newsletter.config import Settings
 from newsletter.dispatch import store
 from newsletter.dispatch.states import can_move, move
-from newsletter.errors import Conflict, IllegalTransition, NotFound, ValidationError
+from newsletter.errors import Conflict, IllegalTransition, NotFound
 from newsletter.jobs import Jobs
-from newsletter.languages import LANGUAGES
+from newsletter.languages import parse_fallback
 from newsletter.models import Edition, EditionStatus, Subscriber, SubscriberStatus, utcnow
 
 
@@ -58,9 +58,7 @@ def start_send(
     """Schedule the edition for `at`, or send it now: safe to repeat, nobody gets it twice."""
     now = now or utcnow()
     edition = edition_for_update(session, week)
-    if fallback_language is not None and fallback_language not in LANGUAGES:
-        raise ValidationError(f"unknown fallback language {fallback_language!r}")
-    fallback = fallback_language or edition.fallback_language
+    fallback = parse_fallback(fallback_language) or edition.fallback_language
     if at is not None and at > now:
         if edition.status not in (EditionStatus.draft, EditionStatus.scheduled):
             raise IllegalTransition(f"edition {edition.week} is {edition.status}: cannot schedule")

@@ -15,7 +15,13 @@ from starlette.responses import HTMLResponse, Response
 
 from newsletter import articles
 from newsletter.config import Settings
-from newsletter.languages import LANGUAGE_SETS, LANGUAGES, format_languages, parse_languages
+from newsletter.languages import (
+    LANGUAGE_SETS,
+    LANGUAGES,
+    format_languages,
+    parse_fallback,
+    parse_languages,
+)
 from newsletter.models import Edition, EditionStatus
 from newsletter.web.admin.deps import CsrfDep, SessionDep, StaffDep
 from newsletter.web.admin.routing import AdminRoute, redirect, render, settings_of
@@ -99,7 +105,7 @@ def requested_preview(
     # whatever they asked, and an unknown week is a 404 even when the languages are bad too.
     edition = load_edition(session, week)
     languages = parse_languages(langs)
-    fallback_language = parse_languages(fallback)[0] if fallback else None
+    fallback_language = parse_fallback(fallback)
     return render_preview(session, settings_of(request), edition, languages, fallback_language)
 
 

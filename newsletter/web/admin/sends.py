@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from newsletter.config import Settings
 from newsletter.errors import ValidationError
-from newsletter.languages import parse_languages
+from newsletter.languages import parse_fallback
 from newsletter.runtime import Runtime
 from newsletter.web.admin.deps import CsrfDep, RuntimeDep, SessionDep, StaffDep
 from newsletter.web.admin.editions import load_edition
@@ -37,7 +37,7 @@ def parse_local_time(text: str, settings: Settings, *, now: datetime | None = No
 
 
 def fallback_of(value: str | None) -> str | None:
-    return parse_languages(value)[0] if value else None
+    return parse_fallback(value)  # the one rule for a fallback language, everywhere
 
 
 def progress_dict(progress: Any) -> dict[str, Any]:
