@@ -64,7 +64,7 @@ def upgrade(engine: Engine, revision: str = "head") -> list[Applied]:
         return []
     steps = ScriptDirectory.from_config(config).iterate_revisions(after, before or "base")
     # Newest first from Alembic; the reader wants them in the order they ran.
-    return [Applied(step.revision, (step.doc or "").strip()) for step in reversed(list(steps))]
+    return [Applied(step.revision, _first_line(step.doc)) for step in reversed(list(steps))]
 
 
 def current(engine: Engine) -> tuple[str, ...]:
@@ -73,3 +73,9 @@ def current(engine: Engine) -> tuple[str, ...]:
 
     with engine.connect() as connection:
         return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+def _first_line(doc: str | None) -> str:
+    """A migration's docstring as one line of a list: its first paragraph, joined."""
+    paragraph = (doc or "").strip().split("\n\n", 1)[0]
+    return " ".join(paragraph.split())
