@@ -39,9 +39,11 @@ def error_line(text: str, detail: str) -> int | None:
     found = _LINE.search(detail)
     if found and not _FIELD.search(detail):
         return int(found.group(1))
+    if "not valid YAML" in detail or "larger than" in detail:
+        return None  # no line known, and nothing to walk
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError, ValueError):
         return None
     if root is None:
         return None

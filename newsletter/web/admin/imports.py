@@ -17,9 +17,6 @@ from newsletter.web.admin.routing import AdminRoute, redirect, render
 
 router = APIRouter(route_class=AdminRoute)
 
-# Read no more than this from an upload: the importer has its own, smaller limits; this only
-# keeps a huge upload out of memory (Starlette has already spooled it to disk).
-MAX_UPLOAD = 4 * 1024 * 1024
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -61,19 +58,14 @@ def import_upload(
     file: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     """Import or update the week the file holds; a refused file is shown with its error."""
-    from newsletter.editions import import_edition
+    from newsletter.editions import MAX_FILE_BYTES, import_edition
 
     if file is None or not file.filename:
         return _page(request, status_code=422, message="Choose an edition YAML file to upload.")
     name = display_name(file.filename)
-    raw = file.file.read(MAX_UPLOAD + 1)
-    if len(raw) > MAX_UPLOAD:
-        return _page(
-            request,
-            status_code=413,
-            name=name,
-            message=f"{name}: larger than {MAX_UPLOAD // (1024 * 1024)} MB; not imported.",
-        )
+    # One byte past the importer's cap is enough for it to refuse a file as too large (in its
+    # own words); the rest of a huge upload stays in Starlette's spool file, never in memory.
+    raw = file.file.read(MAX_FILE_BYTES + 1)
     # The importer reads files and names the file in its errors: hand it a private copy
     # under the upload's name, and show its message with that name, not the private path.
     with tempfile.TemporaryDirectory() as folder:
@@ -83,7 +75,8 @@ def import_upload(
             result = import_edition(session, path)
         except (errors.ValidationError, errors.Conflict) as exc:
             message = str(exc).replace(str(path), name)
-            text = raw.decode("utf-8", errors="replace")
+            # Too large: the message says so, and the file is not shown back.
+            text = "" if len(raw) > MAX_FILE_BYTES else raw.decode("utf-8", errors="replace")
             detail = message.removeprefix(f"{name}: ")
             line = error_line(text, detail) if isinstance(exc, errors.ValidationError) else None
             return _page(

@@ -131,8 +131,14 @@ def test_hostile_uploads_get_a_clear_page(
     assert upload(editor_client, b"\x00\x01\xff\xfe" * 100).status_code == 422
     latin1 = SMALL.replace("Economy", "\xc9conomie").encode("latin-1", errors="replace")
     assert upload(editor_client, latin1).status_code == 422
-    huge = upload(editor_client, b"#" * (4 * 1024 * 1024 + 1))
-    assert huge.status_code == 413 and "larger than 4 MB" in huge.text
+    huge = upload(editor_client, b"#" * (2 * 1024 * 1024 + 1), "big.yaml")
+    assert huge.status_code == 422 and "big.yaml: larger than 2 MB" in huge.text
+    assert 'class="line' not in huge.text  # the file itself is not echoed back
+    bomb = upload(editor_client, 'a: &x ["lol"]\nb: [*x, *x, *x]\n', "bomb.yaml")
+    assert bomb.status_code == 422 and "anchors and aliases" in bomb.text
+    assert marked_line(bomb.text) == 1
+    deep = upload(editor_client, "[" * 5000 + "]" * 5000, "deep.yaml")
+    assert deep.status_code == 422 and "Traceback" not in deep.text
 
     script = SMALL.replace("trend: improved", "trend: <script>alert(1)</script>")
     shown = upload(editor_client, script)
