@@ -112,6 +112,24 @@ def test_staff_journey(  # type: ignore[no-untyped-def]
     page.get_by_role("link", name="Import a week (YAML)").click()
     page.wait_for_load_state()
     photograph(page, shots, "03-import")
+    # A broken file first: the CLI's message, under the line it concerns; nothing imported.
+    sample = (sample_data_dir() / "2020-W05.yaml").read_text(encoding="utf-8")
+    broken = sample.replace("trend: improved", "trend: better", 1)
+    page.set_input_files(
+        "input[type=file]",
+        files=[
+            {"name": "2020-W05.yaml", "mimeType": "application/yaml", "buffer": broken.encode()}
+        ],
+    )
+    page.get_by_role("button", name="Import").click()
+    page.wait_for_load_state()
+    assert "field 'trend': must be one of" in page.inner_text("#import-error")
+    bad_line = broken.splitlines().index("    trend: better") + 1
+    assert page.get_attribute(".line.bad", "id") == f"line-{bad_line}"
+    assert "field 'trend'" in page.inner_text(".line-error")
+    page.locator(".line.bad").scroll_into_view_if_needed()
+    photograph(page, shots, "03b-import-error")
+
     page.set_input_files("input[type=file]", str(sample_data_dir() / "2020-W05.yaml"))
     page.get_by_role("button", name="Import").click()
     page.wait_for_load_state()
