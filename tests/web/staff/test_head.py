@@ -29,6 +29,7 @@ def test_head_on_every_get_route(
     admin_client: TestClient,
     tokens: dict[str, str],
     runtime: Runtime,
+    signer: TokenSigner,
     edition,  # type: ignore[no-untyped-def]
 ) -> None:
     """Scenario: a link checker sends HEAD to every page: each answers as GET would (never
@@ -40,7 +41,6 @@ def test_head_on_every_get_route(
         )
         s.flush()
         reader_id = reader.id
-    signer = TokenSigner(runtime.settings.secret_key)
     values = {
         "lang": "en",
         "week": edition.week,
