@@ -85,7 +85,10 @@ def test_a_fresh_subscription_retires_the_earlier_links(
     assert state.subscriber("back@example.org") == ("pending", "en")
     new_confirm = _link(runtime, "back@example.org", TokenPurpose.confirm)
     client.post("/en/subscribe", data={"email": "back@example.org", "languages": ["en"]})
-    assert _link(runtime, "back@example.org", TokenPurpose.confirm) == new_confirm
+    # A confirm token carries its issue time, so compare what it does, not its bytes.
+    page = client.get(new_confirm + "?lang=en")
+    assert page.status_code == 200
+    assert GONE not in page.text
 
     for method in ("GET", "POST"):
         response = client.request(method, old_link + "?lang=en")
