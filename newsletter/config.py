@@ -49,6 +49,7 @@ class Settings:
     smtp_url: str | None = None
     outbox: Path = Path("outbox")
     base_url: str = DEFAULT_BASE_URL
+    base_url_set: bool = False  # NEWSLETTER_BASE_URL given; else `serve` uses its own address
     secret_key: str = field(default="", repr=False)
     from_address: str = "Situation in Belarus <digest@localhost>"
     timezone: str = "Europe/Minsk"
@@ -69,6 +70,7 @@ class Settings:
     # A newly confirmed reader gets the newest edition if it went out at most this many
     # days ago (0: never).
     welcome_latest_days: int = 6
+    tick_every: float = 30.0  # seconds between scheduler ticks (beat, or serve without one)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -131,6 +133,7 @@ class Settings:
             "max_attempts": _positive(get, "MAX_ATTEMPTS", int, 8),
             "batch_size": _positive(get, "BATCH_SIZE", int, 500),
             "plan_chunk": _positive(get, "PLAN_CHUNK", int, 10_000),
+            "tick_every": _positive(get, "TICK_EVERY", float, 30.0),
         }
         dkim_key = get("DKIM_KEY_FILE")
         broker_url = get("BROKER_URL")
@@ -140,6 +143,7 @@ class Settings:
             smtp_url=smtp_url,
             outbox=Path(get("OUTBOX") or "outbox"),
             base_url=base_url,
+            base_url_set=get("BASE_URL") is not None,
             secret_key=get("SECRET_KEY") or "",
             from_address=get("FROM")
             or f"Situation in Belarus <digest@{urlsplit(base_url).hostname}>",

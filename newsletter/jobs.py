@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 if TYPE_CHECKING:
     from newsletter.runtime import Runtime
@@ -40,30 +40,50 @@ def _check(name: str) -> None:
         raise ValueError(f"unknown job {name!r}")
 
 
+Pending = tuple[SessionTransaction | None, Publish, str, dict[str, JobArg]]
+
+
 def _defer(session: Session | None, publish: Publish, name: str, kwargs: dict[str, JobArg]) -> None:
-    """Publish now, or after the session's next commit; a rollback drops the job."""
+    """Publish now, or after the session's outermost commit; a rollback of the transaction
+    (or savepoint) the job was enqueued in drops it."""
     if session is None:
         publish(name, kwargs)
         return
-    pending: list[tuple[Publish, str, dict[str, JobArg]]] | None = session.info.get(_PENDING_KEY)
+    pending: list[Pending] | None = session.info.get(_PENDING_KEY)
     if pending is None:
         pending = session.info[_PENDING_KEY] = []
         event.listen(session, "after_commit", _publish_pending)
-        event.listen(session, "after_rollback", _drop_pending)
-    pending.append((publish, name, kwargs))
+        event.listen(session, "after_soft_rollback", _drop_pending)
+    innermost = session.get_nested_transaction() or session.get_transaction()
+    pending.append((innermost, publish, name, kwargs))
 
 
 def _publish_pending(session: Session) -> None:
+    # after_commit also fires when a savepoint is released: the rows are not committed yet
+    # (and on SQLite the enclosing transaction still holds the write lock a job would need).
+    if session.in_nested_transaction():
+        return
     pending = session.info.get(_PENDING_KEY) or []
     jobs, pending[:] = list(pending), []
-    for publish, name, kwargs in jobs:
+    for _transaction, publish, name, kwargs in jobs:
         publish(name, kwargs)
 
 
-def _drop_pending(session: Session) -> None:
+def _drop_pending(session: Session, rolled_back: SessionTransaction) -> None:
+    """Forget the jobs enqueued inside the transaction or savepoint that was rolled back."""
     pending = session.info.get(_PENDING_KEY)
     if pending:
-        pending.clear()
+        pending[:] = [job for job in pending if not _inside(job[0], rolled_back)]
+
+
+def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    if outer.parent is None:
+        return True  # the outermost transaction: everything goes
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 class InProcessJobs:

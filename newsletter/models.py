@@ -412,3 +412,4 @@ class RateCount(Base):
     # Seconds since the epoch: compared with the clock, never shown.
     expires_at: Mapped[float] = mapped_column(Float, index=True)
     last_at: Mapped[float] = mapped_column(Float)
+    last_tick_by: Mapped[str | None] = mapped_column(String(200))

@@ -137,6 +137,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         NEWSLETTER_MAX_ATTEMPTS=str(settings.max_attempts),
         NEWSLETTER_BATCH_SIZE=str(settings.batch_size),
         NEWSLETTER_PLAN_CHUNK=str(settings.plan_chunk),
+        NEWSLETTER_TICK_EVERY=str(settings.tick_every),
     )
     if settings.smtp_url:
         env["NEWSLETTER_SMTP_URL"] = settings.smtp_url

@@ -10,11 +10,11 @@ from celery.signals import worker_init, worker_process_init
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
 
-TICK_EVERY = 30.0  # seconds between beat ticks
 
-
-def create_app(settings: Settings, *, tick_every: float = TICK_EVERY) -> Celery:
-    """A Celery app on settings.broker_url with the sending engine's guarantees."""
+def create_app(settings: Settings, *, tick_every: float | None = None) -> Celery:
+    """A Celery app on settings.broker_url with the sending engine's guarantees; beat ticks
+    every `tick_every` seconds (default: settings.tick_every, NEWSLETTER_TICK_EVERY)."""
+    tick_every = tick_every or settings.tick_every
     if not settings.broker_url:
         raise ConfigError("no broker configured: set NEWSLETTER_BROKER_URL (a redis:// URL)")
     app = Celery("newsletter", broker=settings.broker_url, set_as_current=False)

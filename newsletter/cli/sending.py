@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -189,9 +190,9 @@ def _celery_app(runtime: Runtime, what: str, tick_every: float | None = None):  
             f"`newsletter {what}` needs a broker: set NEWSLETTER_BROKER_URL "
             "(e.g. redis://127.0.0.1:6379/0); without one, sends run in-process"
         )
-    from workers.celery_app import TICK_EVERY, create_app
+    from workers.celery_app import create_app
 
-    return create_app(runtime.settings, tick_every=tick_every or TICK_EVERY)
+    return create_app(runtime.settings, tick_every=tick_every)
 
 
 @click.command()
@@ -217,29 +218,35 @@ def worker(runtime: Runtime, concurrency: int, loglevel: str) -> None:
 @click.option(
     "--interval",
     type=click.FloatRange(min=0.1),
-    default=30.0,
-    show_default=True,
+    default=None,
+    show_default="$NEWSLETTER_TICK_EVERY or 30",
     help="seconds between ticks",
 )
 @click.option("--loglevel", default="INFO", show_default=True)
 @pass_runtime
-def beat(runtime: Runtime, interval: float, loglevel: str) -> None:
+def beat(runtime: Runtime, interval: float | None, loglevel: str) -> None:
     """Run the schedule: Celery beat with a broker, otherwise ticks in this process."""
     if runtime.settings.broker_url:
         app = _celery_app(runtime, "beat", tick_every=interval)
         # The schedule is one fixed interval: keep it in memory, write no file.
         app.start(["beat", f"--loglevel={loglevel}", "--scheduler=celery.beat:Scheduler"])
         return
-    click.echo(f"no broker: ticking in-process every {interval:g}s (Ctrl-C stops)")
+    from newsletter.ticker import Ticker
+
+    ticker = Ticker(runtime, interval)
+    click.echo(
+        f"no broker: ticking in-process every {ticker.every:g}s, unless `serve` or another "
+        "`beat` of this installation already does (Ctrl-C stops)"
+    )
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(message)s")
+    ticker.start()
     try:
         while True:
-            with runtime.session() as session:
-                report = dispatch.tick(session, runtime.settings, runtime.jobs)
-            if report:
-                click.echo(f"{datetime.now().astimezone():%Y-%m-%d %H:%M:%S} tick: {report}")
-            time.sleep(interval)
+            time.sleep(3600)
     except KeyboardInterrupt:
         click.echo("stopped")
+    finally:
+        ticker.stop()
 
 
 def register(cli: click.Group) -> None:

@@ -19,6 +19,7 @@ from newsletter.dispatch.welcome import late_editions
 from newsletter.errors import Conflict, EditionIncomplete
 from newsletter.jobs import Jobs
 from newsletter.models import Edition, EditionStatus, utcnow
+from newsletter.scheduler import record_tick
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def tick(
     sending edition may go untouched before its remaining batches are enqueued again."""
     now = now or utcnow()
     report = TickReport()
+    record_tick(session, now)  # /healthz and the staff area tell from this that ticks run
     _due_schedules(session, settings, jobs, now, report)
     if settings.weekly_send is not None:
         _weekly_rule(session, settings, jobs, now, report)

@@ -13,9 +13,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import event, text
 
+from newsletter import scheduler
 from newsletter.config import Settings
+from newsletter.models import utcnow
 from newsletter.paths import templates_dir
 from newsletter.runtime import Runtime
+from newsletter.ticker import Ticker
 from newsletter.web import errors
 from newsletter.web.head import HeadAsGetMiddleware
 from newsletter.web.pagecache import PageCache, read_content_version
@@ -29,18 +32,31 @@ log = logging.getLogger(__name__)
 OPTIONAL_ROUTERS = ("newsletter.web.admin", "newsletter.web.api")
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app for these settings; a given runtime (tests) is used and not disposed."""
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, run_tick: bool = False
+) -> FastAPI:
+    """Build the app for these settings; a given runtime (tests) is used and not disposed.
+
+    With run_tick, the app also runs the scheduler's tick while it serves (when it holds the
+    installation's tick lease): what `serve` does when there is no broker and no Celery beat.
+    """
     owned = runtime is None
     rt = runtime if runtime is not None else Runtime(settings)
+    ticker = Ticker(rt) if run_tick else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        # Confirmations handed over by the last requests are sent before the app stops.
-        _app.state.after_response.close()
-        if owned:
-            rt.dispose()
+        if ticker is not None:
+            ticker.start()
+        try:
+            yield
+        finally:
+            if ticker is not None:
+                ticker.stop()
+            # Confirmations handed over by the last requests are sent before the app stops.
+            _app.state.after_response.close()
+            if owned:
+                rt.dispose()
 
     app = FastAPI(
         title="Situation in Belarus",
@@ -52,6 +68,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> FastAPI
         redoc_url=None,
     )
     app.state.runtime = rt
+    app.state.ticker = ticker
     app.state.settings = settings
     app.state.pages = make_environment()
     app.state.page_cache = _page_cache(rt)
@@ -111,14 +128,21 @@ def _add_basic_routes(app: FastAPI) -> None:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz(request: Request) -> Response:
-        """Liveness for a load balancer: the process answers and the database is reachable."""
+        """Liveness for a load balancer (the process answers, the database is reachable), and
+        whether the scheduler ticks: a stopped scheduler is reported, not a failure here."""
+        runtime: Runtime = request.app.state.runtime
         try:
-            with request.app.state.runtime.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
+            with runtime.session() as session:
+                session.execute(text("SELECT 1"))
+                ticks = scheduler.health(session, utcnow(), runtime.settings.tick_every)
         except Exception as exc:  # any driver error means "not ready"
             log.warning("healthz: database unreachable: %s", exc)
             return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
-        return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+        last = ticks.last_tick_at.isoformat() if ticks.last_tick_at else None
+        return JSONResponse(
+            {"status": "ok", "scheduler": ticks.word, "last_tick": last},
+            headers={"Cache-Control": "no-store"},
+        )
 
     @app.get("/static/site.css", include_in_schema=False)
     async def site_css() -> Response:
@@ -127,3 +151,10 @@ def _add_basic_routes(app: FastAPI) -> None:
             media_type="text/css; charset=utf-8",
             headers={"Cache-Control": "public, max-age=3600"},
         )
+
+
+def serve_app() -> FastAPI:
+    """The app factory `newsletter serve` gives uvicorn (in each of its worker processes):
+    settings from the environment, and the tick when no broker (and so no beat) is set."""
+    settings = Settings.from_env()
+    return create_app(settings, run_tick=not settings.broker_url)

@@ -52,3 +52,24 @@ def test_a_worker_is_ready_before_its_first_task(broker_settings) -> None:  # ty
         assert runtime_for(app).engine.pool.checkedin() == 1
     finally:
         forget_runtimes()
+
+
+def test_jobs_in_savepoints_wait_for_the_real_commit(session) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: the tick starts two sends, each in a savepoint; the second fails: the first
+    one's job is handed over only when the whole transaction commits, the second's never."""
+    ran: list[tuple[str, dict]] = []
+    jobs = InProcessJobs(lambda name, kwargs: ran.append((name, kwargs)))
+    session.execute(text("SELECT 1"))
+    with session.begin_nested():
+        jobs.enqueue(session, "plan", edition_id=1)
+    assert ran == []  # released savepoint: nothing is committed yet
+    try:
+        with session.begin_nested():
+            jobs.enqueue(session, "plan", edition_id=2)
+            raise RuntimeError("edition 2 is incomplete")
+    except RuntimeError:
+        pass
+    jobs.enqueue(session, "tick")
+    assert ran == []
+    session.commit()
+    assert ran == [("plan", {"edition_id": 1}), ("tick", {})]

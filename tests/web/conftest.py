@@ -146,22 +146,27 @@ def state(runtime: Runtime, app: FastAPI) -> State:
 
 
 class Server:
-    """`newsletter serve` in a subprocess on a free port: the app as a deployment runs it."""
+    """`newsletter serve` in a subprocess on a free port: the app as a deployment runs it.
 
-    def __init__(self, run_env: dict[str, str], port: int, cwd: Path) -> None:
+    Its output goes to a file (a pipe nobody reads would fill and stop the server)."""
+
+    def __init__(
+        self, run_env: dict[str, str], port: int, cwd: Path, args: tuple[str, ...] = ()
+    ) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "serve", "--port", str(port)],
-            env=run_env,
-            cwd=cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
+        self.log = cwd / f"serve-{port}.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "newsletter", "serve", "--port", str(port), *args],
+                env=run_env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                output = self.process.stdout.read().decode() if self.process.stdout else ""
-                raise RuntimeError(f"newsletter serve exited: {output}")
+                raise RuntimeError(f"newsletter serve exited: {self.output()}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
@@ -170,27 +175,36 @@ class Server:
         self.stop()
         raise RuntimeError("newsletter serve did not come up in 60 s")
 
+    def output(self) -> str:
+        """What the server printed so far."""
+        return self.log.read_text(errors="replace")
+
     def stop(self) -> str:
-        self.process.terminate()
-        try:
-            out, _ = self.process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, _ = self.process.communicate()
-        return out.decode(errors="replace") if out else ""
+        """Stop it as a supervisor does (SIGTERM) and return all it printed."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.output()
 
 
 @pytest.fixture
 def serve(settings: Settings, engine: Engine, tmp_path: Path, env_for):  # type: ignore[no-untyped-def]
     """Start `newsletter serve` with the test's settings plus overrides; stopped afterwards.
 
-    serve(port, **env) -> Server; the base URL should name that port so links work."""
+    serve(port, *args, **env) -> Server (args: more options; one worker process unless
+    args say --workers)."""
     servers: list[Server] = []
 
-    def start(port: int, **env: str) -> Server:
+    def start(port: int, *args: str, **env: str) -> Server:
         full = env_for(settings)
         full.update(env)
-        server = Server(full, port, tmp_path)
+        if "--workers" not in args:
+            args = (*args, "--workers", "1")
+        server = Server(full, port, tmp_path, args)
         servers.append(server)
         return server
 

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
+from newsletter import dispatch
 from newsletter.config import Settings
+from newsletter.models import SchedulerState, utcnow
+from newsletter.runtime import Runtime
 from newsletter.web.app import create_app
 from newsletter.web.lang import negotiate
 
 
-def test_healthz(client: TestClient) -> None:
-    """Scenario: a load balancer asks /healthz and hears the app and database are fine."""
+def test_healthz(client: TestClient, runtime: Runtime) -> None:
+    """Scenario: a load balancer asks /healthz and hears the app and database are fine, and
+    whether the scheduler ticks: never yet, just now, then not for two intervals."""
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "scheduler": "not running", "last_tick": None}
+    with runtime.session() as session:
+        dispatch.tick(session, runtime.settings, runtime.jobs)
+    body = client.get("/healthz").json()
+    assert (body["status"], body["scheduler"]) == ("ok", "running")
+    assert body["last_tick"] is not None
+    stale = utcnow() - timedelta(seconds=2 * runtime.settings.tick_every + 1)
+    with runtime.session() as session:
+        session.execute(update(SchedulerState).values(last_tick_at=stale))
+    body = client.get("/healthz").json()
+    assert (body["status"], body["scheduler"]) == ("ok", "not running")
+    assert body["last_tick"] == stale.isoformat()
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # plain HTTP: one database is enough

@@ -17,9 +17,10 @@ from jinja2 import pass_context
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from newsletter import errors
+from newsletter import errors, scheduler
 from newsletter.config import Settings
 from newsletter.languages import LANGUAGES
+from newsletter.models import utcnow
 from newsletter.paths import templates_dir
 from newsletter.web.admin.session import read_session, write_session
 
@@ -93,11 +94,38 @@ def render(
         "notices": [],
     }
     full.update(context or {})
+    if full["staff"] is not None:
+        full["notices"] = [*full.get("notices", []), *_scheduler_notice(request)]
     response = templates.TemplateResponse(
         request, name, full, status_code=status_code, headers={"Cache-Control": "no-store"}
     )
     write_session(request, response, settings)
     return response
+
+
+def _scheduler_notice(request: Request) -> list[tuple[str, str]]:
+    """The warning every staff page shows while no scheduler tick runs."""
+    runtime = request.app.state.runtime
+    try:
+        with runtime.session() as db:
+            ticks = scheduler.health(db, utcnow(), runtime.settings.tick_every)
+    except Exception:  # the page itself says what is wrong with the database
+        log.warning("staff page: could not read the scheduler's state", exc_info=True)
+        return []
+    if ticks.running:
+        return []
+    since = (
+        f"since {ticks.last_tick_at:%Y-%m-%d %H:%M} UTC"
+        if ticks.last_tick_at
+        else "has ever run"
+    )
+    return [
+        (
+            "warning",
+            f"The scheduler is not running: no tick {since}, so scheduled sends and the "
+            "weekly send wait. Run `newsletter serve` without a broker, or `newsletter beat`.",
+        )
+    ]
 
 
 def redirect(request: Request, url: str) -> Response:

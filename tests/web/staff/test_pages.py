@@ -230,3 +230,18 @@ def test_admin_adds_a_staff_account(admin_client: TestClient, make_client: Any, 
     )
     assert taken.status_code == 409
     h.log_in(make_client(), "newbie", "long enough pw")
+
+
+def test_staff_pages_say_when_the_scheduler_is_not_running(
+    admin_client: TestClient, runtime: Runtime
+) -> None:
+    """Scenario: no tick has run (no beat, no serve without a broker): every staff page says
+    the scheduler is not running; once ticks run, the warning goes."""
+    from newsletter import dispatch
+
+    page = admin_client.get("/admin/editions")
+    assert page.status_code == 200
+    assert "The scheduler is not running" in page.text and "no tick has ever run" in page.text
+    with runtime.session() as session:
+        dispatch.tick(session, runtime.settings, runtime.jobs)
+    assert "The scheduler is not running" not in admin_client.get("/admin/editions").text
