@@ -19,7 +19,10 @@ from newsletter.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-LEASE_INTERVALS = 3  # a holder that stops renewing loses the lease after three intervals
+# A holder that stops renewing (killed, hung) loses the lease after three intervals, and
+# never sooner than 10 s: a busy holder (an embedded send, a SQLite write lock) renews late.
+LEASE_INTERVALS = 3
+MIN_LEASE = 10.0
 
 
 class Ticker:
@@ -65,9 +68,8 @@ class Ticker:
     def step(self) -> None:
         """One interval: renew or take the lease, and start a tick unless one is running."""
         with self.runtime.session() as session:
-            held = scheduler.take_lease(
-                session, self.holder, utcnow(), self.every * LEASE_INTERVALS
-            )
+            lease = max(self.every * LEASE_INTERVALS, MIN_LEASE)
+            held = scheduler.take_lease(session, self.holder, utcnow(), lease)
         if held != self.holding:
             log.info("scheduler: %s the tick lease (%s)", "took" if held else "lost", self.holder)
         self.holding = held
