@@ -399,6 +399,7 @@ class SchedulerState(Base):
     holder: Mapped[str | None] = mapped_column(String(200))
     lease_until: Mapped[datetime | None]
     last_tick_at: Mapped[datetime | None]
+    last_tick_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class RateCount(Base):
@@ -412,4 +413,3 @@ class RateCount(Base):
     # Seconds since the epoch: compared with the clock, never shown.
     expires_at: Mapped[float] = mapped_column(Float, index=True)
     last_at: Mapped[float] = mapped_column(Float)
-    last_tick_by: Mapped[str | None] = mapped_column(String(200))

@@ -44,7 +44,10 @@ def test_editing_an_article_of_a_sent_edition_shows_at_once(
     assert first.status_code == 200 and TITLE in first.text
     again = client.get(PAGE)
     assert again.headers["etag"] == first.headers["etag"]  # served from what was rendered
+    feed = client.get("/en/archive.atom")
     edit_title(runtime.session, "Talks with the USA went well")
+    assert "Talks with the USA went well" in client.get("/en/archive.atom").text
+    assert client.get("/en/archive.atom").headers["etag"] != feed.headers["etag"]
     after = client.get(PAGE)
     assert after.status_code == 200
     assert "Talks with the USA went well" in after.text and TITLE not in after.text
@@ -111,7 +114,7 @@ def test_sending_progress_does_not_throw_pages_away(
 
 def test_conditional_requests(client: TestClient, sent_edition: str) -> None:
     """Scenario: a browser or proxy revalidates: 304 with no body when it holds the page."""
-    for path in (PAGE, "/en/archive/", "/en/"):
+    for path in (PAGE, "/en/archive/", "/en/", "/en/archive.atom"):
         page = client.get(path)
         etag, modified = page.headers["etag"], page.headers["last-modified"]
         hit = client.get(path, headers={"If-None-Match": etag})

@@ -115,9 +115,7 @@ def _scheduler_notice(request: Request) -> list[tuple[str, str]]:
     if ticks.running:
         return []
     since = (
-        f"since {ticks.last_tick_at:%Y-%m-%d %H:%M} UTC"
-        if ticks.last_tick_at
-        else "has ever run"
+        f"since {ticks.last_tick_at:%Y-%m-%d %H:%M} UTC" if ticks.last_tick_at else "has ever run"
     )
     return [
         (
