@@ -5,6 +5,10 @@ required, `name` and `status` (blank means active) optional; `subscribed` and `c
 (ISO 8601, as an export writes them) are accepted so an export can be imported again.
 UTF-8, with or without a byte-order mark.
 
+Imports stream: `scan_subscriber_csv` checks the whole file (encoding, quoting, header)
+before anything is written, then `read_chunks` hands out validated rows CHUNK_ROWS at a time,
+so memory stays bounded whatever the file's size; a rejected row is reported by its line.
+
 An export is safe to open in a spreadsheet (OWASP's rule against CSV injection): a cell that
 begins with = + - @, a tab or a carriage return gets a leading apostrophe (so does one
 that begins with an apostrophe), which spreadsheets
@@ -13,13 +17,13 @@ show as text and never evaluate; an import takes that apostrophe off again.
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, BinaryIO, TextIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -46,63 +50,128 @@ def restore(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and cell[1:].startswith((*FORMULA_START, "'")) else cell
 
 
+# Rows per chunk of a streamed import: each chunk is validated, written and committed alone.
+CHUNK_ROWS = 1000
+# A physical line longer than this is refused: nothing reads an unbounded line into memory.
+MAX_LINE_BYTES = 1024 * 1024
+# A rejection quotes at most this much of the row.
+MAX_REASON = 200
+
+Row = tuple[int, "NewSubscriber | str"]  # (line, the valid row or why it was rejected)
+
+
 @dataclass
 class ParsedFile:
     rows: list[tuple[int, NewSubscriber]] = field(default_factory=list)  # (line, row)
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
 
+    @classmethod
+    def of(cls, rows: Iterable[Row]) -> ParsedFile:
+        parsed = cls()
+        for line, row in rows:
+            if isinstance(row, str):
+                parsed.rejected.append((line, row))
+            else:
+                parsed.rows.append((line, row))
+        return parsed
+
 
 def read_subscriber_csv(path: str | Path) -> ParsedFile:
-    """Validate every row; a file that cannot be read at all raises ImportFileError."""
+    """Validate every row of a file at once (small files, tests); see read_chunks to stream."""
+    return ParsedFile.of(row for chunk in read_chunks(path, CHUNK_ROWS) for row in chunk)
+
+
+def parse_subscriber_csv(text: str, name: str = "file") -> ParsedFile:
+    return ParsedFile.of(_rows(iter(text.splitlines(keepends=True)), name))
+
+
+def scan_subscriber_csv(path: str | Path) -> int:
+    """Check a whole file before anything is imported: UTF-8, CSV quoting, the header, line
+    lengths; ImportFileError if any fails. Streams; returns the number of data rows."""
     path = Path(path)
+    with _open(path) as handle:
+        reader = csv.reader(_lines(handle, str(path)), strict=True)
+        try:
+            _columns(_header(reader, str(path)), str(path))
+            return sum(1 for cells in reader if any(cell.strip() for cell in cells))
+        except csv.Error as exc:
+            raise _not_csv(str(path), reader.line_num, exc) from None
+
+
+def read_chunks(path: str | Path, size: int = CHUNK_ROWS) -> Iterator[list[Row]]:
+    """The file's rows, validated, `size` at a time; memory stays bounded by the chunk."""
+    path = Path(path)
+    with _open(path) as handle:
+        chunk: list[Row] = []
+        for row in _rows(_lines(handle, str(path)), str(path)):
+            chunk.append(row)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+
+def _open(path: Path) -> BinaryIO:
     try:
-        data = path.read_bytes()
+        return path.open("rb")
     except FileNotFoundError:
         raise ImportFileError(f"{path}: no such file") from None
     except OSError as exc:
         raise ImportFileError(f"{path}: cannot read it ({exc.strerror})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ImportFileError(f"{path}: line {line} is not UTF-8 text") from None
-    return parse_subscriber_csv(text, str(path))
 
 
-def parse_subscriber_csv(text: str, name: str = "file") -> ParsedFile:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+def _lines(handle: BinaryIO, name: str) -> Iterator[str]:
+    """Decoded physical lines (line endings kept, as csv wants them), each of bounded length."""
+    number = 0
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise ImportFileError(f"{name}: line {number} is longer than 1 MB")
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ImportFileError(f"{name}: line {number} is not UTF-8 text") from None
+
+
+def _not_csv(name: str, line: int, exc: csv.Error) -> ImportFileError:
+    return ImportFileError(f"{name}: line {line}: not valid CSV ({str(exc)[:MAX_REASON]})")
+
+
+def _header(reader: Any, name: str) -> list[str]:
+    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    if header is None:
+        raise ImportFileError(f"{name}: empty file (expected a header row: email,languages,...)")
+    return list(header)
+
+
+def _rows(lines: Iterator[str], name: str) -> Iterator[Row]:
+    reader = csv.reader(lines, strict=True)
     try:
-        header = next((row for row in reader if any(cell.strip() for cell in row)), None)
-        if header is None:
-            raise ImportFileError(
-                f"{name}: empty file (expected a header row: email,languages,...)"
-            )
-        columns = _columns(header, name)
-        parsed = ParsedFile()
-        first_line: dict[str, int] = {}
+        columns = _columns(_header(reader, name), name)
+        first_line: dict[str, int] = {}  # address -> line: a repeat is reported, not imported
         for cells in reader:
             line = reader.line_num
             if not any(cell.strip() for cell in cells):
                 continue
             if len(cells) > len(columns):
-                parsed.rejected.append(
-                    (line, f"{len(cells)} fields but the header has {len(columns)}")
-                )
+                yield line, f"{len(cells)} fields but the header has {len(columns)}"
                 continue
             values = dict(zip(columns, [c.strip() for c in cells], strict=False))
             try:
                 row = _row(values)
             except ValidationError as exc:
-                parsed.rejected.append((line, str(exc)))
+                yield line, str(exc)[:MAX_REASON]
                 continue
             if row.email in first_line:
-                parsed.rejected.append((line, f"{row.email} repeats line {first_line[row.email]}"))
+                yield line, f"{row.email} repeats line {first_line[row.email]}"
                 continue
             first_line[row.email] = line
-            parsed.rows.append((line, row))
+            yield line, row
     except csv.Error as exc:
-        raise ImportFileError(f"{name}: line {reader.line_num}: not valid CSV ({exc})") from None
-    return parsed
+        raise _not_csv(name, reader.line_num, exc) from None
 
 
 def _columns(header: list[str], name: str) -> list[str]:
@@ -110,7 +179,8 @@ def _columns(header: list[str], name: str) -> list[str]:
     unknown = [c for c in columns if c not in REQUIRED + OPTIONAL]
     if unknown:
         expected = ", ".join(REQUIRED + OPTIONAL)
-        raise ImportFileError(f"{name}: unknown column {unknown[0]!r} (columns: {expected})")
+        shown = repr(unknown[0])[:60]
+        raise ImportFileError(f"{name}: unknown column {shown} (columns: {expected})")
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         raise ImportFileError(f"{name}: the header has no {missing[0]!r} column")

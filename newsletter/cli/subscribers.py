@@ -19,7 +19,12 @@ from newsletter.errors import (
 )
 from newsletter.models import EventSource, Subscriber, SubscriberStatus
 from newsletter.runtime import Runtime
-from newsletter.subscriber_csv import read_subscriber_csv, write_subscriber_csv
+from newsletter.subscriber_csv import (
+    CHUNK_ROWS,
+    read_chunks,
+    scan_subscriber_csv,
+    write_subscriber_csv,
+)
 from newsletter.transport import Outcome, destination
 
 
@@ -117,27 +122,55 @@ def unsubscribe(runtime: Runtime, email: str) -> None:
 
 @subscribers_group.command("import")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--chunk",
+    type=click.IntRange(1, 100_000),
+    default=CHUNK_ROWS,
+    show_default=True,
+    help="rows written and committed together",
+)
 @pass_runtime
-def import_(runtime: Runtime, file: Path) -> None:
-    """Import readers from a CSV file (header: email, name, languages, status)."""
-    parsed = read_subscriber_csv(file)
-    rows = [row for _, row in parsed.rows]
-    line_of = {row.email: line for line, row in parsed.rows}
-    with runtime.session() as session:
-        result = subscriptions.import_subscribers(session, runtime.settings.secret_key, rows)
-        pending = result.pending_ids(rows)
-        for subscriber_id in pending:
-            runtime.jobs.enqueue(session, "send_confirmation", subscriber_id=subscriber_id)
-    rejected = parsed.rejected + [
-        (line_of[email], f"{email} was erased at the person's request and cannot be added again")
-        for email in result.suppressed
-    ]
-    for line, reason in sorted(rejected):
-        click.echo(f"line {line}: {reason}", err=True)
-    summary = f"imported {len(result.added)}"
+def import_(runtime: Runtime, file: Path, chunk: int) -> None:
+    """Import readers from a CSV file (header: email, name, languages, status).
+
+    The whole file is checked first (encoding, quoting, header); then rows are imported
+    and committed CHUNK at a time, with progress on standard error. Rejected rows are
+    reported by line; an interrupted import can simply be run again (present addresses
+    are skipped).
+    """
+    total = scan_subscriber_csv(file)
+    added = pending = existing = rejected = done = 0
+    for rows in read_chunks(file, chunk):
+        valid = [(line, row) for line, row in rows if not isinstance(row, str)]
+        problems = [(line, row) for line, row in rows if isinstance(row, str)]
+        with runtime.session() as session:
+            result = subscriptions.import_subscribers(
+                session, runtime.settings.secret_key, [row for _, row in valid]
+            )
+            pending_ids = result.pending_ids([row for _, row in valid])
+            for subscriber_id in pending_ids:
+                runtime.jobs.enqueue(session, "send_confirmation", subscriber_id=subscriber_id)
+        line_of = {row.email: line for line, row in valid}
+        problems += [
+            (
+                line_of[email],
+                f"{email} was erased at the person's request and cannot be added again",
+            )
+            for email in result.suppressed
+        ]
+        for line, reason in sorted(problems):
+            click.echo(f"line {line}: {reason}", err=True)
+        added += len(result.added)
+        pending += len(pending_ids)
+        existing += len(result.existing)
+        rejected += len(problems)
+        done += len(rows)
+        if total > chunk:
+            click.echo(f"... {done} of {total} rows", err=True)
+    summary = f"imported {added}"
     if pending:
-        summary += f" ({len(pending)} pending: confirmation emails are on their way)"
-    summary += f", skipped {len(result.existing)} already present, rejected {len(rejected)}"
+        summary += f" ({pending} pending: confirmation emails are on their way)"
+    summary += f", skipped {existing} already present, rejected {rejected}"
     click.echo(summary)
     if rejected:
         raise click.exceptions.Exit(1)
