@@ -170,3 +170,54 @@ def test_staff_journey(  # type: ignore[no-untyped-def]
 
     page.goto(base + "/admin/statistics")
     photograph(page, shots, "09-statistics")
+
+
+def log_in(page: Any, base: str, name: str, password: str) -> None:
+    page.goto(base + "/admin/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_load_state()
+
+
+def test_admin_pages_at_both_widths(  # type: ignore[no-untyped-def]
+    browser, serve, free_tcp_port_factory, accounts, make_subscriber, runtime, shots, h
+) -> None:
+    """Scenario: an admin opens subscribers, one subscriber, staff and tokens, and the send
+    confirmation of a week with a missing text; each page fits at 375 and 1280 px."""
+    from newsletter.editions import import_edition_file
+    from newsletter.models import Edition
+
+    port = free_tcp_port_factory()
+    base = f"http://127.0.0.1:{port}"
+    server = serve(port, NEWSLETTER_BASE_URL=base)
+    for i, langs in enumerate(("be", "ru,en", "en,be,ru", "be,ru")):
+        make_subscriber(f"reader.with.a.rather.long.address.{i}@example.org", langs, name="Алеся")
+    with runtime.session() as session:
+        import_edition_file(session, sample_data_dir() / "2020-W05.yaml")
+        edition = session.query(Edition).filter_by(week="2020-W05").one()
+        session.delete(edition.articles[0].translation("en"))
+
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    log_in(page, server.url, "ada", h.PASSWORD)
+    page.goto(base + "/admin/subscribers")
+    assert "4 found" in page.inner_text("main")
+    photograph(page, shots, "11-subscribers")
+    page.get_by_role("link", name="reader.with.a.rather.long.address.0@example.org").click()
+    page.wait_for_load_state()
+    photograph(page, shots, "12-subscriber")
+    page.goto(base + "/admin/staff")
+    photograph(page, shots, "13-staff")
+
+    page.goto(base + "/admin/editions/2020-W05")
+    page.get_by_role("button", name="Send now").click()
+    page.wait_for_load_state()
+    text = page.inner_text("main")
+    assert "4 readers will get it" in text and "choose a fallback language" in text
+    assert page.get_by_role("button", name="Yes, send it now").count() == 0
+    photograph(page, shots, "14-confirm-missing")
+    page.select_option("select[name=fallback]", "ru")
+    page.get_by_role("button", name="Check again").click()
+    page.wait_for_load_state()
+    assert page.get_by_role("button", name="Yes, send it now").count() == 1
+    photograph(page, shots, "15-confirm-fallback")
