@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
@@ -48,6 +48,7 @@ class Result:
     message_bytes: int
     ceiling_rate: float | None
     profile: Profile | None = None
+    label: str = ""
 
     @property
     def rate(self) -> float:
@@ -66,6 +67,10 @@ class Options:
     keep_db: bool
     admin_dsn: str
     verbose: bool
+    # Source tree the measured processes (`send`, the workers) import instead of this one:
+    # --baseline runs an earlier commit against the same schema, services and sink.
+    code: Path | None = None
+    label: str = ""
 
 
 def newsletter_env(db_url: str, broker_url: str, smtp_url: str, outbox: Path) -> dict[str, str]:
@@ -210,11 +215,14 @@ def run_once(n: int, opts: Options) -> Result:
         env = newsletter_env(db.url, redis.url, sink.url, workdir / "outbox")
         say = print if opts.verbose else (lambda *a, **k: None)
         say(f"[{n}] database {db.name}, redis :{redis.port}, smtp-sink :{sink.port}")
+        # The schema and the data come from this tree; what is measured from opts.code.
         newsletter(env, "db", "upgrade", cwd=workdir)
         t = time.monotonic()
         load_subscribers(db.dsn, n)
         say(f"[{n}] {n} subscribers loaded in {time.monotonic() - t:.1f} s")
         newsletter(env, "import", str(sample_data_dir() / f"{WEEK}.yaml"), cwd=workdir)
+        if opts.code is not None:
+            env = {**env, "PYTHONPATH": str(opts.code)}
         workers = start_workers(env, opts.workers, workdir)
         spy: PySpy | None = None
         try:
@@ -259,7 +267,22 @@ def run_once(n: int, opts: Options) -> Result:
             message_bytes=size,
             ceiling_rate=ceiling,
             profile=profile,
+            label=opts.label,
         )
+
+
+def _commit(ref: str) -> str:
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", ref], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip()
+
+
+def _export(ref: str, into: Path) -> Path:
+    """The source tree of `ref` (git archive), importable with PYTHONPATH."""
+    archive = subprocess.run(["git", "archive", ref], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
 def ceiling_only(n: int, size: int, opts: Options) -> None:
@@ -294,8 +317,9 @@ def table_row(r: Result) -> str:
     share = f"{100 * r.rate / r.ceiling_rate:.0f} %" if r.ceiling_rate else "–"
     rss = " / ".join(f"{m:.0f}" for m in r.peak_rss_mb)
     failed = f" ({r.failed} failed)" if r.failed else ""
+    label = f" ({r.label})" if r.label else ""
     return (
-        f"| {r.subscribers:,} | {r.workers} | {r.send_s:.2f} | {planned} | {first} "
+        f"| {r.subscribers:,}{label} | {r.workers} | {r.send_s:.2f} | {planned} | {first} "
         f"| {r.total_s:.2f}{failed} "
         f"| {r.rate:,.0f} | {ceiling} | {share} | {r.cpu_per_email_us:.0f} | {rss} |"
     )
@@ -328,6 +352,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--admin-dsn", default=ADMIN_DSN, help="PostgreSQL to create DBs in")
     parser.add_argument("--no-install", action="store_true", help="never apt-get install")
     parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument(
+        "--baseline", metavar="COMMIT",
+        help="also measure COMMIT (its `send` and workers) before this tree, at each N",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     sizes = args.subscribers or [10_000, 100_000]
     if args.million:
@@ -346,10 +374,23 @@ def main(argv: list[str] | None = None) -> None:
             ceiling_only(n, args.ceiling_only, opts)
         return
     results = []
-    for n in sizes:
-        results.append(run_once(n, opts))
-        if not args.quiet:
-            print(table_row(results[-1]), flush=True)
+    with tempfile.TemporaryDirectory(prefix="nlbench-base-") as base:
+        runs = [opts]
+        if args.baseline:
+            here = _commit("HEAD")
+            runs = [
+                replace(
+                    opts,
+                    code=_export(args.baseline, Path(base)),
+                    label="before " + _commit(args.baseline),
+                ),
+                replace(opts, label="after " + here),
+            ]
+        for n in sizes:
+            for run in runs:
+                results.append(run_once(n, run))
+                if not args.quiet:
+                    print(table_row(results[-1]), flush=True)
     print()
     print(f"{os.cpu_count()} CPUs; message size ≈ {results[-1].message_bytes:,} bytes")
     print(table(results))

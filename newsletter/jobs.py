@@ -11,6 +11,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import event
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JobArg = int | str | None
-JOB_NAMES = frozenset({"plan", "send_batch", "send_confirmation", "tick"})
 TASK_PREFIX = "newsletter."  # Celery task name = TASK_PREFIX + job name
 
 Publish = Callable[[str, dict[str, JobArg]], None]
@@ -36,7 +36,7 @@ class Jobs(Protocol):
 
 
 def _check(name: str) -> None:
-    if name not in JOB_NAMES:
+    if name not in JOBS:
         raise ValueError(f"unknown job {name!r}")
 
 
@@ -137,29 +137,122 @@ class CeleryJobs:
             log.exception("could not publish job %s(%s) to the broker", name, kwargs)
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a job that did not finish is tried again; declared once per job (JOBS), read by
+    the Celery tasks and documented for the in-process runner, where the tick does it."""
+
+    on: tuple[type[BaseException], ...] = ()  # exceptions after which the task is retried
+    max_retries: int | None = 0  # retries of one task (None: no limit)
+    first: float = 1.0  # seconds before the first retry, doubled each time...
+    cap: float = 3600.0  # ...up to this
+    # The job's result may ask to run again after some seconds (send_batch: a postponed
+    # delivery of its range falls due then).
+    come_back: Callable[[Any], float | None] | None = None
+    recovery: str = ""  # what the tick does when the job is lost altogether
+
+    def countdown(self, retries: int) -> float:
+        return min(self.cap, self.first * 2**retries)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    handler: Callable[[Runtime, dict[str, Any]], Any]
+    retry: RetryPolicy
+
+
+def _send_batch(runtime: Runtime, kwargs: dict[str, Any]) -> Any:
+    from newsletter.dispatch import send_batch
+
+    return send_batch(
+        runtime.sessions,
+        runtime.settings,
+        runtime.transport,
+        edition_id=int(kwargs["edition_id"]),
+        first_id=int(kwargs["first_id"]),
+        last_id=None if kwargs.get("last_id") is None else int(kwargs["last_id"]),
+    )
+
+
+def _plan(runtime: Runtime, kwargs: dict[str, Any]) -> Any:
+    from newsletter.dispatch import plan_rest
+
+    return plan_rest(runtime.sessions, runtime.settings, int(kwargs["edition_id"]), runtime.jobs)
+
+
+def _send_confirmation(runtime: Runtime, kwargs: dict[str, Any]) -> Any:
+    from newsletter.dispatch import send_confirmation
+
+    return send_confirmation(
+        runtime.sessions, runtime.settings, runtime.transport, int(kwargs["subscriber_id"])
+    )
+
+
+def _tick(runtime: Runtime, kwargs: dict[str, Any]) -> Any:
+    from newsletter.dispatch import tick
+
+    with runtime.session() as session:
+        return tick(session, runtime.settings, runtime.jobs)
+
+
+def _retry_in(report: Any) -> float | None:
+    return None if report is None else report.retry_in
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import DBAPIError
+
+    return (DBAPIError,)
+
+
+# The one registry: every job's name, handler and retry policy.
+JOBS: dict[str, Job] = {
+    job.name: job
+    for job in (
+        Job(
+            "send_batch",
+            _send_batch,
+            RetryPolicy(
+                max_retries=None,
+                come_back=_retry_in,
+                recovery="stale claims are queued again (seen stale twice); the batches of an "
+                "edition untouched for NEWSLETTER_STALE_AFTER are enqueued again",
+            ),
+        ),
+        Job(
+            "plan",
+            _plan,
+            RetryPolicy(
+                on=_database_errors(),
+                max_retries=10,
+                first=5.0,
+                cap=60.0,
+                recovery="the planning of an idle edition with a plan cursor is enqueued again",
+            ),
+        ),
+        Job(
+            "send_confirmation",
+            _send_confirmation,
+            RetryPolicy(
+                recovery="kept in the subscriber's row: a confirmation not sent is queued again "
+                "30 s, 1 min, 2 min... (at most hourly) after each failure, and one whose job "
+                "was lost after NEWSLETTER_STALE_AFTER, until the link expires (7 days)",
+            ),
+        ),
+        Job(
+            "tick",
+            _tick,
+            RetryPolicy(recovery="none needed: beat (or `serve`) runs the next one"),
+        ),
+    )
+}
+JOB_NAMES = frozenset(JOBS)
+
+
 def run_job(runtime: Runtime, name: str, kwargs: dict[str, Any]) -> Any:
     """Run one job by name in this process: what a worker task and InProcessJobs both call."""
-    from newsletter import dispatch
-
-    if name == "send_batch":
-        return dispatch.send_batch(
-            runtime.sessions,
-            runtime.settings,
-            runtime.transport,
-            edition_id=int(kwargs["edition_id"]),
-            first_id=int(kwargs["first_id"]),
-            last_id=None if kwargs.get("last_id") is None else int(kwargs["last_id"]),
-        )
-    if name == "plan":
-        return dispatch.plan_rest(
-            runtime.sessions, runtime.settings, int(kwargs["edition_id"]), runtime.jobs
-        )
-    if name == "send_confirmation":
-        with runtime.session() as session:
-            return dispatch.send_confirmation(
-                session, runtime.settings, runtime.transport, int(kwargs["subscriber_id"])
-            )
-    if name == "tick":
-        with runtime.session() as session:
-            return dispatch.tick(session, runtime.settings, runtime.jobs)
-    raise ValueError(f"unknown job {name!r}")
+    job = JOBS.get(name)
+    if job is None:
+        raise ValueError(f"unknown job {name!r}")
+    return job.handler(runtime, kwargs)

@@ -174,6 +174,12 @@ class Subscriber(Base):
     consent_ip_hash: Mapped[str | None] = mapped_column(String(64))
     # Rotated on every fresh subscription; an erased row's id is never given again.
     link_salt: Mapped[int] = mapped_column(BigInteger, default=new_link_salt)
+    # The confirmation email: when it left, how often it could not, why, and when the tick
+    # tries again (see dispatch.confirmation).
+    confirm_sent_at: Mapped[datetime | None]
+    confirm_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    confirm_error: Mapped[str | None] = mapped_column(String(500))
+    confirm_due_at: Mapped[datetime | None]
 
     events: Mapped[list[Event]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True

@@ -69,7 +69,7 @@ def joined(data: MessageData) -> bytes:
 
 
 class Transport(Protocol):
-    """Open (a context manager), send batches, close."""
+    """A context manager (closed on exit; send() opens it), send batches, close."""
 
     # True: send() wants MessageTemplate.render_smtp bytes; False: MessageTemplate.render.
     dot_stuffed: bool
@@ -101,7 +101,7 @@ class _TransportBase:
         raise NotImplementedError
 
     def __enter__(self) -> Self:
-        self.open()
+        # Opened by the first send(), which turns a refused connection into results.
         return self
 
     def __exit__(

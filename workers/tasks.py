@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from celery import Celery, Task
 
-from newsletter.errors import TemporaryDeliveryError
-from newsletter.jobs import TASK_PREFIX, CeleryJobs, JobArg, run_job
+from newsletter.jobs import JOBS, TASK_PREFIX, CeleryJobs, Job, JobArg, run_job
 from newsletter.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -43,30 +41,27 @@ def forget_runtimes() -> None:
 
 
 def register_tasks(app: Celery) -> None:
-    """Add the jobs to `app` under the names CeleryJobs publishes."""
+    """Add every job of the registry to `app` under the name CeleryJobs publishes, with the
+    job's declared retry policy."""
+    for job in JOBS.values():
+        _register(app, job)
 
-    @app.task(name=TASK_PREFIX + "plan")
-    def plan(**kwargs: JobArg) -> None:
-        # Each chunk commits on its own; should this task be lost, the tick starts another.
-        run_job(runtime_for(app), "plan", kwargs)
 
-    @app.task(name=TASK_PREFIX + "send_batch", bind=True, max_retries=None)
-    def send_batch(self: Task, **kwargs: JobArg) -> None:
-        report = run_job(runtime_for(self.app), "send_batch", kwargs)
-        if report.retry_in is not None:
-            # Temporary failures wait in the database; come back when they are due.
-            # Should this message be lost, the beat tick re-enqueues the batch.
-            raise self.retry(countdown=max(1.0, report.retry_in))
+def _register(app: Celery, job: Job) -> None:
+    policy = job.retry
 
-    @app.task(name=TASK_PREFIX + "send_confirmation", bind=True, max_retries=8)
-    def send_confirmation(self: Task, **kwargs: JobArg) -> None:
+    def task(self: Task, **kwargs: JobArg) -> None:
         try:
-            run_job(runtime_for(self.app), "send_confirmation", kwargs)
-        except TemporaryDeliveryError as exc:
-            raise self.retry(exc=exc, countdown=min(3600, 30 * 2**self.request.retries)) from exc
+            result = run_job(runtime_for(self.app), job.name, kwargs)
+        except policy.on as exc:
+            raise self.retry(exc=exc, countdown=policy.countdown(self.request.retries)) from exc
+        again = policy.come_back(result) if policy.come_back else None
+        if again is not None:
+            # Should this message be lost, the beat tick recovers the work (policy.recovery).
+            raise self.retry(countdown=max(1.0, again))
+        if job.name == "tick" and result:
+            log.info("tick: %s", result)
 
-    @app.task(name=TASK_PREFIX + "tick", bind=True)
-    def tick(self: Task, **kwargs: Any) -> None:
-        report = run_job(runtime_for(self.app), "tick", kwargs)
-        if report:
-            log.info("tick: %s", report)
+    task.__name__ = job.name
+    task.__doc__ = f"The {job.name} job; if lost: {policy.recovery}"
+    app.task(name=TASK_PREFIX + job.name, bind=True, max_retries=policy.max_retries)(task)

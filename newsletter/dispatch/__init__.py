@@ -9,7 +9,11 @@ welcome     welcome: the latest edition for a reader who has just confirmed
 store       the set-based SQL behind all of these
 """
 
-from newsletter.dispatch.confirmation import send_confirmation
+from newsletter.dispatch.confirmation import (
+    LateConfirmation,
+    late_confirmations,
+    send_confirmation,
+)
 from newsletter.dispatch.control import (
     Progress,
     cancel,
@@ -27,10 +31,12 @@ from newsletter.dispatch.welcome import welcome
 
 __all__ = [
     "BatchReport",
+    "LateConfirmation",
     "Progress",
     "SendStart",
     "TickReport",
     "cancel",
+    "late_confirmations",
     "move",
     "pause",
     "plan_rest",

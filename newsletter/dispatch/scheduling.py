@@ -32,6 +32,7 @@ class TickReport:
     reenqueued: list[str] = field(default_factory=list)  # editions whose batches were re-sent
     finished: list[str] = field(default_factory=list)
     purged: int = 0
+    confirmations: int = 0  # confirmation emails queued again (lost, or due for a retry)
 
     def __bool__(self) -> bool:
         return bool(
@@ -41,6 +42,7 @@ class TickReport:
             or self.reenqueued
             or self.finished
             or self.purged
+            or self.confirmations
         )
 
 
@@ -61,6 +63,9 @@ def tick(
     if settings.weekly_send is not None:
         _weekly_rule(session, settings, jobs, now, report)
     _recover(session, settings, jobs, now, report, idle_after)
+    from newsletter.dispatch.confirmation import resend_due
+
+    report.confirmations = resend_due(session, settings, jobs, now)
     from newsletter.subscriptions import purge_expired_pending
 
     report.purged = purge_expired_pending(session, now=now)

@@ -213,13 +213,14 @@ def test_test_copies(smtp_runtime, edition, readers) -> None:  # type: ignore[no
 
 def test_confirmation_job(smtp_runtime) -> None:  # type: ignore[no-untyped-def]
     """Scenario: the send_confirmation job mails a working confirm link to a pending reader
-    only; a server saying "try later" makes the job retry (TemporaryDeliveryError)."""
+    only; a server saying "try later" is recorded with the time the tick tries again."""
     import re
 
-    from newsletter.errors import TemporaryDeliveryError
     from newsletter.jobs import run_job
+    from newsletter.models import Subscriber
     from newsletter.subscriptions import add_subscriber
     from newsletter.tokens import TokenPurpose, TokenSigner
+    from newsletter.transport import Outcome
 
     runtime, handler = smtp_runtime
     key = runtime.settings.secret_key
@@ -238,8 +239,12 @@ def test_confirmation_job(smtp_runtime) -> None:  # type: ignore[no-untyped-def]
     assert TokenSigner(key).read(token, TokenPurpose.confirm).subscriber_id == pending.id
 
     handler.fail_all_with = "421 4.3.0 try later"
-    with pytest.raises(TemporaryDeliveryError):
-        run_job(runtime, "send_confirmation", {"subscriber_id": pending.id})
+    result = run_job(runtime, "send_confirmation", {"subscriber_id": pending.id})
+    assert result.outcome is Outcome.temporary
+    with runtime.session() as session:
+        row = session.get(Subscriber, pending.id)
+        assert row.confirm_attempts == 1 and "421" in row.confirm_error
+        assert row.confirm_due_at is not None  # the tick tries again then
 
 
 def test_edition_made_incomplete_mid_send_is_held(

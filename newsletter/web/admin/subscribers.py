@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from newsletter import subscriber_search
 from newsletter.models import EventSource, SubscriberStatus
-from newsletter.web.admin.deps import AdminDep, CsrfDep, SessionDep
+from newsletter.web.admin.deps import AdminDep, CsrfDep, RuntimeDep, SessionDep
 from newsletter.web.admin.routing import AdminRoute, redirect, render
 
 router = APIRouter(route_class=AdminRoute)
@@ -20,14 +20,18 @@ PAGE = 50
 def subscriber_list(
     request: Request,
     session: SessionDep,
+    runtime: RuntimeDep,
     admin: AdminDep,
     q: str = Query("", max_length=subscriber_search.MAX_QUERY),
     status: SubscriberStatus | None = None,
     page: int = Query(1, ge=1, le=100_000),
 ) -> Response:
+    from newsletter.dispatch import late_confirmations
+
     rows, total = subscriber_search.search(
         session, q, status=status, limit=PAGE, offset=(page - 1) * PAGE
     )
+    late = late_confirmations(session, runtime.settings)
     return render(
         request,
         "admin/subscribers.html",
@@ -39,6 +43,7 @@ def subscriber_list(
             "statuses": [s.value for s in SubscriberStatus],
             "page": page,
             "pages": max(1, (total + PAGE - 1) // PAGE),
+            "late": late,
         },
     )
 
