@@ -51,7 +51,8 @@ def error_line(text: str, detail: str) -> int | None:
     node: Node = root
     fields = _FIELD.findall(detail)
     path: list[str] = []
-    if (slug := _ARTICLE_SLUG.search(detail)) or (index := _ARTICLE_INDEX.search(detail)):
+    slug, index = _ARTICLE_SLUG.search(detail), _ARTICLE_INDEX.search(detail)
+    if slug or index:
         pair = _key(node, "articles")
         if pair is None or not isinstance(pair[1], SequenceNode):
             return None
@@ -62,7 +63,7 @@ def error_line(text: str, detail: str) -> int | None:
                 (a for a in articles if (p := _key(a, "slug")) and p[1].value == slug.group(1)),
                 None,
             )
-        else:
+        elif index:
             position = int(index.group(1)) - 1
             item = articles[position] if 0 <= position < len(articles) else None
         if item is None:
