@@ -236,12 +236,18 @@ def confirm(request: Request, token: str, session: SessionDep, runtime: RuntimeD
     _data, subscriber = _read(request, session, token, TokenPurpose.confirm)
     lang = _page_lang(request, subscriber)
     subscriber = _confirmable(subscriber)
+    welcomed = None
     if subscriber.status == SubscriberStatus.pending:
         subscriptions.confirm(session, subscriber.id, source=EventSource.link)
         # A new reader gets the latest edition, if recent (sent once the session commits).
-        welcome(session, runtime.settings, subscriber.id, runtime.jobs)
+        welcomed = welcome(session, runtime.settings, subscriber.id, runtime.jobs)
     return render(
-        request, "confirmed.html", lang, headers=PRIVATE, switch=_on_link(token, "/confirm/")
+        request,
+        "confirmed.html",
+        lang,
+        {"welcomed": welcomed},
+        headers=PRIVATE,
+        switch=_on_link(token, "/confirm/"),
     )
 
 

@@ -97,7 +97,9 @@ def test_confirming_reader_gets_the_latest_edition_once(smtp_runtime, edition, r
     assert len(handler.messages) == 3
     reader = pending(runtime)
     with TestClient(create_app(runtime.settings, runtime=runtime)) as client:
-        assert client.post(confirm_link(runtime, reader)).status_code == 200
+        page = client.post(confirm_link(runtime, reader))
+        assert page.status_code == 200
+        assert "Свежий выпуск уже отправлен вам на почту" in page.text  # the reader is told
         got = handler.by_recipient()[NEW]
         assert len(got) == 1
         message = message_from_bytes(got[0])
@@ -142,7 +144,10 @@ def test_only_a_recent_edition_is_sent(  # type: ignore[no-untyped-def]
     runtime = replace(runtime, settings=replace(runtime.settings, welcome_latest_days=window))
     reader = pending(runtime)
     with TestClient(create_app(runtime.settings, runtime=runtime)) as client:
-        assert client.post(confirm_link(runtime, reader)).status_code == 200
+        page = client.post(confirm_link(runtime, reader))
+    assert page.status_code == 200
+    told = "Свежий выпуск" if expected else "Следующий выпуск придёт на вашу почту"
+    assert told in page.text
     assert len(handler.by_recipient().get(NEW, [])) == expected
     assert edition_row(runtime).sent_count == 1 + expected
 
