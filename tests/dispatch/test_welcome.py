@@ -9,7 +9,7 @@ from email import message_from_bytes
 from email.header import decode_header, make_header
 
 import pytest
-from dispatch_kit import WEEK, RecordingJobs
+from dispatch_kit import WEEK, RecordingJobs, celery_worker, pg_only, wait_until
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -258,3 +258,28 @@ def test_welcome_skips_a_reader_who_is_not_active(smtp_runtime, edition, readers
         assert session.scalar(select(Subscriber.status).where(Subscriber.id == reader)).value == (
             "pending"
         )
+
+
+@pytest.mark.slow
+@pg_only
+def test_welcome_goes_through_a_celery_worker(  # type: ignore[no-untyped-def]
+    broker_settings, engine, smtp_server, edition, readers
+) -> None:
+    """Scenario: the production shape: the web app only publishes the welcome's job to the
+    broker, and a Celery worker sends it, as it sends any batch; the edition stays sent."""
+    url, handler = smtp_server
+    runtime = Runtime(replace(broker_settings, smtp_url=url), _engine=engine)
+    readers(2, sets=[("be",)])
+    with celery_worker(runtime.settings):
+        with runtime.session() as session:
+            dispatch.start_send(session, runtime.settings, WEEK, jobs=runtime.jobs)
+        wait_until(lambda: edition_row(runtime).status is EditionStatus.sent, timeout=60)
+        reader = pending(runtime, languages="en,be")
+        with TestClient(create_app(runtime.settings, runtime=runtime)) as client:
+            assert client.post(confirm_link(runtime, reader)).status_code == 200
+        wait_until(lambda: NEW in handler.by_recipient(), timeout=60)
+        wait_until(lambda: edition_row(runtime).sent_count == 3, timeout=30)
+    message = message_from_bytes(handler.by_recipient()[NEW][0])
+    assert message["Content-Language"] == "en, be"
+    assert edition_row(runtime).status is EditionStatus.sent
+    assert len(handler.messages) == 3
