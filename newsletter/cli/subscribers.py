@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -66,18 +67,28 @@ def add(runtime: Runtime, email: str, languages: str, name: str | None, confirme
         return
     # No broker: send it here and now, so that the line says what became of it.
     click.echo(line)
+    # The line below says how it went: the job's own warning would say it twice.
+    job_log = logging.getLogger(send_confirmation.__module__)
+    level = job_log.level
+    job_log.setLevel(logging.ERROR)
     try:
-        with runtime.session() as session:
-            result = send_confirmation(session, settings, runtime.transport, subscriber_id)
-    except (TemporaryDeliveryError, OSError) as exc:  # OSError: server down, TLS, outbox
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        result = send_confirmation(runtime.sessions, settings, runtime.transport, subscriber_id)
+    except OSError as exc:  # e.g. the outbox folder cannot be written
         raise TemporaryDeliveryError(
-            f"the confirmation email could not be handed to {where}: {reason}"
+            f"the confirmation email could not be handed to {where}: {exc.strerror or exc}"
         ) from exc
-    if result is not None and result.outcome is Outcome.permanent:
+    finally:
+        job_log.setLevel(level)
+    if result is None or result.outcome is Outcome.ok:
+        verb = "written into" if not settings.smtp_url else "accepted by"
+        click.echo(f"the confirmation email was {verb} {where}")
+    elif result.outcome is Outcome.permanent:
         raise PermanentDeliveryError(f"{where} refused the confirmation email: {result.reply}")
-    verb = "written into" if not settings.smtp_url else "accepted by"
-    click.echo(f"the confirmation email was {verb} {where}")
+    else:
+        raise TemporaryDeliveryError(
+            f"the confirmation email could not be handed to {where}: {result.reply}; "
+            "the tick tries again (`newsletter beat`, or `serve`)"
+        )
 
 
 @subscribers_group.command("list")
