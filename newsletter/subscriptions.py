@@ -382,14 +382,16 @@ def subscribe(
     email = normalise_email(email)
     langs = format_languages(parse_languages(languages))
     name = clean_name(name)
-    _refuse_suppressed(session, secret_key, email)
     now = utcnow()
     consent_cols = _consent_columns(secret_key, consent, now)
 
+    # Every address, whatever its state, costs the same two reads here, one write on its
+    # row (none for erased or active ones) and one event: the answer's time says nothing.
     subscriber = _locked_by_email(session, email)
+    _refuse_suppressed(session, secret_key, email)
     if subscriber is None:
         stmt = (
-            _dialect_insert(session, Subscriber.__table__)
+            _dialect_insert(session, Subscriber)
             .values(
                 email=email,
                 name=name,
@@ -401,12 +403,12 @@ def subscribe(
                 **consent_cols,
             )
             .on_conflict_do_nothing(index_elements=["email"])
-            .returning(Subscriber.__table__.c.id)
+            .returning(Subscriber)
         )
-        new_id = session.execute(stmt).scalar_one_or_none()
-        if new_id is not None:
-            _event(session, new_id, EventKind.subscribed, source, detail={"languages": langs})
-            return SubscribeResult(session.get_one(Subscriber, new_id), True)
+        new = session.scalars(stmt).first()
+        if new is not None:
+            _event(session, new.id, EventKind.subscribed, source, detail={"languages": langs})
+            return SubscribeResult(new, True)
         # A concurrent subscribe inserted it first (PostgreSQL waited for its commit).
         subscriber = _locked_by_email(session, email)
         if subscriber is None:
