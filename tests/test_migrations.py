@@ -101,7 +101,11 @@ def test_ids_never_reused_after_upgrading_a_filled_database(empty_url: str) -> N
         assert newcomer.link_salt != 0
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
-            schema = conn.execute(text("SELECT sql FROM sqlite_master WHERE name = 'deliveries'"))
-            assert "AUTOINCREMENT" in schema.scalar_one()
+            # Later migrations that rebuild these tables must keep AUTOINCREMENT (table_kwargs).
+            for table in ("subscribers", "deliveries"):
+                schema = conn.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = :t"), {"t": table}
+                )
+                assert "AUTOINCREMENT" in schema.scalar_one(), table
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
