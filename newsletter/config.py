@@ -61,6 +61,11 @@ class Settings:
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     inbound_address: str | None = None
+    # Bounce policy and the inbound store (NEWSLETTER_SOFT_BOUNCE_LIMIT / _DAYS, ...).
+    soft_bounce_limit: int = 3
+    soft_bounce_days: int = 30
+    inbound_max_bytes: int = 1_048_576  # one inbound message, raw
+    inbound_keep_days: int = 30  # raw inbound messages are erased after this
     # Sending engine knobs (seconds / counts); the defaults suit production.
     stale_after: float = 300.0
     retry_backoff: float = 60.0
@@ -134,6 +139,10 @@ class Settings:
             "batch_size": _positive(get, "BATCH_SIZE", int, 500),
             "plan_chunk": _positive(get, "PLAN_CHUNK", int, 10_000),
             "tick_every": _positive(get, "TICK_EVERY", float, 30.0),
+            "soft_bounce_limit": _positive(get, "SOFT_BOUNCE_LIMIT", int, 3),
+            "soft_bounce_days": _positive(get, "SOFT_BOUNCE_DAYS", int, 30),
+            "inbound_max_bytes": _positive(get, "INBOUND_MAX_BYTES", int, 1_048_576),
+            "inbound_keep_days": _positive(get, "INBOUND_KEEP_DAYS", int, 30),
         }
         dkim_key = get("DKIM_KEY_FILE")
         broker_url = get("BROKER_URL")
@@ -155,7 +164,7 @@ class Settings:
             dkim_key_file=Path(dkim_key) if dkim_key else None,
             dkim_selector=get("DKIM_SELECTOR"),
             dkim_domain=get("DKIM_DOMAIN"),
-            inbound_address=get("INBOUND_ADDRESS"),
+            inbound_address=_inbound_address(get("INBOUND_ADDRESS")),
             welcome_latest_days=_days(get, "WELCOME_LATEST_DAYS", 6),
             **engine_knobs,  # type: ignore[arg-type]
         )
@@ -195,6 +204,27 @@ def _days(get: Callable[[str], str | None], name: str, default: int) -> int:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 5:
         raise ConfigError(f"NEWSLETTER_{name} must be a whole number of days (0: off), not {raw!r}")
     return int(raw)
+
+
+def _inbound_address(raw: str | None) -> str | None:
+    """inbound@host: an ASCII address without '+' (the '+' starts each VERP token)."""
+    if raw is None:
+        return None
+    local, at, domain = raw.rpartition("@")
+    if (
+        not at
+        or not local
+        or "." not in domain
+        or "+" in local
+        or len(local) > 20
+        or not raw.isascii()
+        or any(ch in raw for ch in ' <>()[],;:"\\')
+    ):
+        raise ConfigError(
+            "NEWSLETTER_INBOUND_ADDRESS must be a plain address like inbound@news.example.org "
+            f"(no '+', a local part of at most 20 characters), not {raw!r}"
+        )
+    return raw.lower()
 
 
 def _embedded_secret_key(settings: Settings) -> str:

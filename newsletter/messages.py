@@ -37,6 +37,7 @@ from newsletter.rendering import inline_css, render_edition, render_email
 
 # The length of a real unsubscribe token, so previews weigh what real messages weigh.
 _PREVIEW_TOKEN = "preview-AAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+_PREVIEW_ADDRESS_TOKEN = "preview" + "a" * 35
 
 # Signed with the message: the one-click headers must be covered (RFC 8058 §4).
 DKIM_HEADERS = (
@@ -70,6 +71,8 @@ class Recipient:
     name: str | None
     unsubscribe_url: str
     message_id: str  # "<...@host>"
+    # inbound+<token>@host (returnpath.InboundAddress.unsubscribe_address); None: no mailto.
+    unsubscribe_mailto: str | None = None
 
 
 # --------------------------------------------------------------------------- values
@@ -141,14 +144,13 @@ def address_header(email: str, name: str | None) -> str:
     return f"{encode_word(display)} <{address}>"
 
 
-def list_unsubscribe_headers(url: str, inbound_address: str | None) -> bytes:
-    """List-Unsubscribe written pre-folded (never encoded-words), https first, and the
-    RFC 8058 one-click header whenever the link is https."""
+def list_unsubscribe_headers(url: str, mailto: str | None) -> bytes:
+    """List-Unsubscribe written pre-folded (never encoded-words), https first, then the
+    reader's own mailto address when there is one (RFC 2369), and the RFC 8058 one-click
+    header whenever the link is https."""
     uris = [f"<{_check_url(url)}>"]
-    if inbound_address:
-        token = url.rstrip("/").rsplit("/", 1)[-1]
-        subject = quote(f"unsubscribe {token}", safe="")
-        uris.append(f"<mailto:{clean_address(inbound_address)}?subject={subject}>")
+    if mailto:
+        uris.append(f"<mailto:{clean_address(mailto)}?subject={quote('unsubscribe')}>")
     lines = "List-Unsubscribe: " + ",\r\n ".join(uris) + "\r\n"
     if url.startswith("https://"):
         lines += "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
@@ -254,7 +256,6 @@ class MessageTemplate:
     ) -> None:
         self.languages = languages
         self.subject = subject
-        self._inbound = settings.inbound_address
         self._list_message = list_message
         self._dkim = _load_dkim(settings)
         tr = i18n.translations(languages[0])
@@ -313,7 +314,7 @@ class MessageTemplate:
             "greeting_text": _qp(greeting),
         }
         if self._list_message:
-            values["list_headers"] = list_unsubscribe_headers(url, self._inbound)
+            values["list_headers"] = list_unsubscribe_headers(url, recipient.unsubscribe_mailto)
             values["unsub_html"] = _qp(html.escape(_check_url(url)))
             values["unsub_text"] = _qp(url)
         return values
@@ -469,10 +470,12 @@ def preview_message(
     template = prepare_edition_messages(
         session, settings, edition, [langs], fallback_language=fallback_language
     )[langs]
+    inbound = settings.inbound_address
     recipient = Recipient(
         email=to,
         name=None,
         unsubscribe_url=unsubscribe_url(settings.base_url, _PREVIEW_TOKEN),
         message_id=f"<preview.{edition.week}.{'-'.join(langs)}@{settings.base_host}>",
+        unsubscribe_mailto=inbound.replace("@", f"+{_PREVIEW_ADDRESS_TOKEN}@") if inbound else None,
     )
     return template.render(recipient)

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Enum,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -419,3 +421,49 @@ class RateCount(Base):
     # Seconds since the epoch: compared with the clock, never shown.
     expires_at: Mapped[float] = mapped_column(Float, index=True)
     last_at: Mapped[float] = mapped_column(Float)
+
+
+class InboundKind(enum.StrEnum):
+    """What an inbound message turned out to be (None on the row: not parsed yet)."""
+
+    hard_bounce = "hard_bounce"  # 5.x.x: the address is dead
+    soft_bounce = "soft_bounce"  # 4.x.x after the remote server gave up (full mailbox...)
+    delayed = "delayed"  # a warning that delivery is still being tried: ignored
+    complaint = "complaint"  # an ARF feedback report: the reader pressed "spam"
+    auto_reply = "auto_reply"  # RFC 3834 vacation notices and other auto-replies: ignored
+    unsubscribe = "unsubscribe"  # mail to the List-Unsubscribe mailto address
+    unknown = "unknown"  # nothing we understand: kept for staff to read
+
+
+class InboundStatus(enum.StrEnum):
+    received = "received"  # stored raw, not parsed yet
+    processed = "processed"
+    failed = "failed"  # parsing or the policy raised: the raw message stays for staff
+
+
+class InboundMessage(Base):
+    """One message that came back to the inbound address, stored raw before it is parsed."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    channel: Mapped[str] = mapped_column(String(8))  # smtp, lmtp, imap
+    mail_from: Mapped[str | None] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(String(320))
+    size: Mapped[int] = mapped_column(Integer)  # bytes as received, before any cut
+    truncated: Mapped[bool] = mapped_column(Boolean, default=False)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # erased after the keep period
+    status: Mapped[InboundStatus] = mapped_column(
+        _enum(InboundStatus, "inbound_status"), default=InboundStatus.received
+    )
+    kind: Mapped[InboundKind | None] = mapped_column(_enum(InboundKind, "inbound_kind"), index=True)
+    # Whom it concerns, when a signed token or a matching Message-ID says so; erasing the
+    # reader erases what came back about them.
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    edition_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    attributed_by: Mapped[str | None] = mapped_column(String(16))  # verp, message-id
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(500))

@@ -35,6 +35,7 @@ STATUS_OF_KIND: dict[EventKind, SubscriberStatus] = {
     EventKind.unsubscribed: SubscriberStatus.unsubscribed,
     EventKind.bounced: SubscriberStatus.bounced,
     EventKind.complained: SubscriberStatus.complained,
+    EventKind.reactivated: SubscriberStatus.active,
 }
 CONFIRM_KINDS = (EventKind.confirmed,)
 UNSUBSCRIBE_KINDS = (EventKind.unsubscribed,)

@@ -54,7 +54,8 @@ TRANSITIONS: dict[SubscriberStatus, frozenset[SubscriberStatus]] = {
     S.pending: frozenset({S.active, S.unsubscribed, S.bounced, S.complained}),
     S.active: frozenset({S.unsubscribed, S.bounced, S.complained}),
     S.unsubscribed: frozenset({S.pending, S.complained}),
-    S.bounced: frozenset({S.pending, S.unsubscribed, S.complained}),
+    # bounced -> active: staff reactivate a reader after a false bounce (consent unchanged).
+    S.bounced: frozenset({S.pending, S.active, S.unsubscribed, S.complained}),
     S.complained: frozenset({S.pending}),
 }
 
@@ -78,6 +79,13 @@ class EventKind(StrEnum):
     # nothing about whom): written so that every answer costs the same write (see subscribe).
     already_active = "already_active"
     refused = "refused"
+    reactivated = "reactivated"
+    # Mail that came back (bounce_policy), one event per message; no state change of its own.
+    hard_bounce = "hard_bounce"
+    soft_bounce = "soft_bounce"
+    bounce_delayed = "bounce_delayed"
+    complaint = "complaint"
+    auto_reply = "auto_reply"
 
 
 @dataclass
@@ -658,6 +666,7 @@ def mark_complained(
     *,
     edition_id: int | None = None,
     source: EventSource = EventSource.bounce,
+    detail: dict[str, Any] | None = None,
 ) -> Subscriber:
     """A spam complaint (feedback loop): never mail this person again unless they re-subscribe."""
     subscriber = _locked(session, subscriber_id)
@@ -669,8 +678,42 @@ def mark_complained(
             kind=EventKind.complained,
             source=source,
             edition_id=edition_id,
+            detail=detail,
         )
     return subscriber
+
+
+def reactivate(session: Session, subscriber_id: int, *, staff_name: str) -> Subscriber:
+    """Staff judge a bounce false: the reader is active again, consent unchanged. Only from
+    bounced: a complaint is undone by a new subscription and confirmation, never by staff."""
+    subscriber = _locked(session, subscriber_id)
+    if subscriber.status != S.bounced:
+        raise IllegalTransition(
+            f"only a bounced reader can be reactivated; this one is {subscriber.status.value}"
+        )
+    confirmed_at = subscriber.confirmed_at
+    _move(
+        session,
+        subscriber,
+        S.active,
+        kind=EventKind.reactivated,
+        source=EventSource.staff,
+        detail={"staff": staff_name[:64]},
+    )
+    subscriber.confirmed_at = confirmed_at or subscriber.confirmed_at
+    return subscriber
+
+
+def record_returned(
+    session: Session,
+    subscriber_id: int,
+    kind: EventKind,
+    *,
+    edition_id: int | None,
+    detail: dict[str, Any],
+) -> None:
+    """Note in the audit trail that mail came back about this reader (bounce_policy)."""
+    _event(session, subscriber_id, kind, EventSource.bounce, edition_id, detail)
 
 
 def forget(

@@ -56,14 +56,23 @@ _V1_HEADER = struct.Struct(">BBI")
 class TokenPurpose(StrEnum):
     confirm = "confirm"
     unsubscribe = "unsubscribe"
+    return_path = "return-path"  # VERP: the envelope sender of one delivery
+    mail_unsubscribe = "mail-unsubscribe"  # the List-Unsubscribe mailto address
 
 
-_CODES: dict[str, int] = {TokenPurpose.confirm: 1, TokenPurpose.unsubscribe: 2}
+_CODES: dict[str, int] = {
+    TokenPurpose.confirm: 1,
+    TokenPurpose.unsubscribe: 2,
+    TokenPurpose.return_path: 3,
+    TokenPurpose.mail_unsubscribe: 4,
+}
 _PURPOSES: dict[int, TokenPurpose] = {code: TokenPurpose(p) for p, code in _CODES.items()}
 # Unsubscribe links must keep working for as long as the email sits in a mailbox.
 _DEFAULT_MAX_AGE: dict[TokenPurpose, timedelta | None] = {
     TokenPurpose.confirm: CONFIRM_MAX_AGE,
     TokenPurpose.unsubscribe: None,
+    TokenPurpose.return_path: None,  # bounces and complaints arrive days or months later
+    TokenPurpose.mail_unsubscribe: None,
 }
 
 
@@ -226,6 +235,43 @@ def _decode(token: str) -> bytes:
     if base64.urlsafe_b64encode(raw).rstrip(b"=") != text:
         raise TokenInvalid("the link is malformed")
     return raw
+
+
+# --- address tokens (VERP) ------------------------------------------------------------
+# The same signed bytes as a link token, spelled in lower-case base32 for the local part of
+# an address ("inbound+<token>@host"): mail servers may change the case of a local part,
+# which base64 would not survive. ~42 characters for real ids (local parts allow 64).
+ADDRESS_PURPOSES = (TokenPurpose.return_path, TokenPurpose.mail_unsubscribe)
+
+
+def make_address_token(
+    signer: TokenSigner,
+    purpose: TokenPurpose,
+    subscriber_id: int,
+    edition_id: int | None = None,
+) -> str:
+    """A case-insensitive token for an address's local part (return path or mailto)."""
+    if purpose not in ADDRESS_PURPOSES:
+        raise ValueError(f"{purpose!r} is not an address token purpose")
+    raw = _decode(signer.make(purpose, subscriber_id, edition_id))
+    return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+
+
+def read_address_token(signer: TokenSigner, text: str, purpose: TokenPurpose) -> TokenData:
+    """Check an address token in any letter case; TokenInvalid when it is not ours."""
+    if purpose not in ADDRESS_PURPOSES:
+        raise ValueError(f"{purpose!r} is not an address token purpose")
+    if not text.isascii() or not text.isalnum() or len(text) > 80:
+        raise TokenInvalid("the address token is malformed")
+    upper = text.upper()
+    try:
+        raw = base64.b32decode(upper + "=" * (-len(upper) % 8))
+    except (binascii.Error, ValueError) as exc:
+        raise TokenInvalid("the address token is malformed") from exc
+    # One spelling per token (up to letter case), as for link tokens.
+    if base64.b32encode(raw).decode("ascii").rstrip("=") != upper:
+        raise TokenInvalid("the address token is malformed")
+    return signer.read(base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii"), purpose)
 
 
 def keyed_hash(secret_key: str, purpose: str, value: str) -> str:

@@ -32,6 +32,7 @@ COMMAND_MODULES = {
     "beat": "sending",
     "serve": "serve",
     "demo": "demo",
+    "inbound": "inbound",
 }
 
 
