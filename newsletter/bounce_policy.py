@@ -183,11 +183,15 @@ def _by_message_id(session: Session, report: bounces.Report) -> Attribution | No
         if row is None:
             continue
         subscriber_id, edition_id, email = row
-        if email.lower() in named or (report.kind is K.complaint and not named):
-            # Feedback loops usually redact the recipient: the Message-ID carries a keyed
-            # tag of its edition (dispatch.sending.message_id_suffix), so it alone suffices.
+        if email.lower() in named or (report.kind in _ID_ALONE and not named):
             return Attribution(subscriber_id, edition_id, "message-id")
     return None
+
+
+# Feedback loops usually redact the recipient, and auto-replies name none: there the
+# Message-ID alone attributes, as it carries a keyed tag of its edition
+# (dispatch.sending.message_id_suffix) that only the recipient and whom they forward to see.
+_ID_ALONE = (K.complaint, K.auto_reply)
 
 
 def _delivery_id(message_id: str) -> int | None:
