@@ -683,7 +683,9 @@ def mark_complained(
     return subscriber
 
 
-def reactivate(session: Session, subscriber_id: int, *, staff_name: str) -> Subscriber:
+def reactivate(
+    session: Session, subscriber_id: int, *, staff_name: str, inbound_id: int | None = None
+) -> Subscriber:
     """Staff judge a bounce false: the reader is active again, consent unchanged. Only from
     bounced: a complaint is undone by a new subscription and confirmation, never by staff."""
     subscriber = _locked(session, subscriber_id)
@@ -698,7 +700,7 @@ def reactivate(session: Session, subscriber_id: int, *, staff_name: str) -> Subs
         S.active,
         kind=EventKind.reactivated,
         source=EventSource.staff,
-        detail={"staff": staff_name[:64]},
+        detail={"staff": staff_name[:64], "inbound_id": inbound_id},
     )
     subscriber.confirmed_at = confirmed_at or subscriber.confirmed_at
     return subscriber

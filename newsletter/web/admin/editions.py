@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse, Response
 
 from newsletter import articles
+from newsletter.bounce_reports import edition_rates
 from newsletter.config import Settings
 from newsletter.languages import (
     LANGUAGE_SETS,
@@ -151,6 +152,7 @@ def edition_page(request: Request, week: str, session: SessionDep, staff: StaffD
             "now": datetime.now(UTC),
             "running": edition.status in (EditionStatus.sending, EditionStatus.paused),
             "notices": import_notices(request),
+            "rates": edition_rates(session, edition),
         },
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from newsletter.web.api import editions, sends, statistics, subscribers
+from newsletter.web.api import bounces, editions, sends, statistics, subscribers
 
 router = APIRouter(
     prefix="/api",
@@ -16,7 +16,7 @@ router = APIRouter(
         403: {"description": "The token's owner lacks the role"},
     },
 )
-for _module in (subscribers, editions, sends, statistics):
+for _module in (subscribers, editions, sends, statistics, bounces):
     router.include_router(_module.router)
 
 __all__ = ["router"]

@@ -184,3 +184,50 @@ class StatisticsOut(Model):
     languages_over_time: list[WeekCounts]
     # The domain's dataclass, served as it is: its fields are declared once, in statistics.py.
     editions: list[EditionCounts]
+
+
+# --------------------------------------------------------------------------- bounces
+
+
+class ReturnedOut(Model):
+    """One message that came back to the inbound address."""
+
+    id: int
+    received_at: datetime
+    kind: str | None = Field(
+        description="hard_bounce, soft_bounce, delayed, complaint, auto_reply, unsubscribe, "
+        "unknown; null until parsed"
+    )
+    status: str = Field(description="received, processed or failed")
+    reason: str
+    subscriber_id: int | None = Field(description="The reader it concerns, when attributed")
+    email: str | None
+    subscriber_status: str | None
+    edition: str | None = Field(description="The week of the edition it concerns")
+    attributed_by: str | None = Field(description="verp or message-id")
+
+
+class ReturnedList(Model):
+    total: int
+    items: list[ReturnedOut]
+
+
+class ReturnedDetailOut(ReturnedOut):
+    recipient: str
+    mail_from: str | None
+    channel: str
+    size: int
+    truncated: bool
+    detail: dict[str, Any] | None
+    error: str | None
+    raw: str | None = Field(description="The raw message as text; null once erased")
+
+
+class EditionRatesOut(Model):
+    week: str
+    attempted: int = Field(description="Deliveries sent or failed")
+    bounces: int
+    complaints: int
+    bounce_rate: float
+    complaint_rate: float
+    warnings: list[str] = Field(description="Rates above the providers' thresholds")
