@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from newsletter import bounces
 from newsletter.config import Settings
-from newsletter.errors import NotFound
+from newsletter.errors import NotFound, TokenError
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -46,9 +46,10 @@ from newsletter.subscriptions import (
     mark_bounced,
     mark_complained,
     record_returned,
+    token_holder,
     unsubscribe,
 )
-from newsletter.tokens import TokenPurpose, TokenSigner
+from newsletter.tokens import TokenData, TokenPurpose, TokenSigner
 
 K = InboundKind
 
@@ -129,7 +130,7 @@ def process(
     row.kind = kind
     row.status = InboundStatus.processed
     row.detail = detail
-    if attribution is None or session.get(Subscriber, attribution.subscriber_id) is None:
+    if attribution is None:
         return Outcome(row.id, kind, None, None)
     row.subscriber_id = attribution.subscriber_id
     row.edition_id = attribution.edition_id
@@ -158,13 +159,23 @@ def _attribute(
     report: bounces.Report,
 ) -> Attribution | None:
     if target is not None and target.token is not None:
-        return Attribution(target.token.subscriber_id, target.token.edition_id, "verp")
+        return _holder(session, target.token)
     if address is not None:
         for path in report.return_paths:
             found = address.read(signer, path)
             if found is not None and found.purpose is TokenPurpose.return_path and found.token:
-                return Attribution(found.token.subscriber_id, found.token.edition_id, "verp")
+                return _holder(session, found.token)
     return _by_message_id(session, report)
+
+
+def _holder(session: Session, token: TokenData) -> Attribution | None:
+    """The reader a token names, while the subscription it was made for still exists (an
+    erased reader, or one who subscribed afresh since, is nobody: the link salt differs)."""
+    try:
+        subscriber = token_holder(session, token)
+    except TokenError:
+        return None
+    return Attribution(subscriber.id, token.edition_id, "verp")
 
 
 def _by_message_id(session: Session, report: bounces.Report) -> Attribution | None:

@@ -56,19 +56,24 @@ class InboundAddress:
         return f"{self.local}+{token}@{self.domain}"
 
     def return_path(
-        self, signer: TokenSigner, subscriber_id: int, edition_id: int | None = None
+        self, signer: TokenSigner, subscriber_id: int, edition_id: int | None = None, *, salt: int
     ) -> str:
-        """The envelope sender for one delivery (or a confirmation email: no edition)."""
+        """The envelope sender for one delivery (or a confirmation email: no edition); `salt`
+        is the reader's link salt, as in their links."""
         return self.with_token(
-            make_address_token(signer, TokenPurpose.return_path, subscriber_id, edition_id)
+            make_address_token(
+                signer, TokenPurpose.return_path, subscriber_id, edition_id, salt=salt
+            )
         )
 
     def unsubscribe_address(
-        self, signer: TokenSigner, subscriber_id: int, edition_id: int | None = None
+        self, signer: TokenSigner, subscriber_id: int, edition_id: int | None = None, *, salt: int
     ) -> str:
         """The mailto address of List-Unsubscribe: mail to it unsubscribes this reader."""
         return self.with_token(
-            make_address_token(signer, TokenPurpose.mail_unsubscribe, subscriber_id, edition_id)
+            make_address_token(
+                signer, TokenPurpose.mail_unsubscribe, subscriber_id, edition_id, salt=salt
+            )
         )
 
     def read(self, signer: TokenSigner, address: str) -> Target | None:

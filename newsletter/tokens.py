@@ -238,10 +238,21 @@ def _decode(token: str) -> bytes:
 
 
 # --- address tokens (VERP) ------------------------------------------------------------
-# The same signed bytes as a link token, spelled in lower-case base32 for the local part of
-# an address ("inbound+<token>@host"): mail servers may change the case of a local part,
-# which base64 would not survive. ~42 characters for real ids (local parts allow 64).
+# For the local part of an address ("inbound+<token>@host"), which RFC 5321 caps at 64
+# characters and mail servers may change the case of: the link token's construction (the
+# purpose's keys, SIV, the link salt) in a compact layout, spelled in lower-case base32,
+# 47 characters. It never expires: bounces and complaints come days or months later.
+#
+#     byte 0       version 3 (high nibble) | purpose code (low nibble), in clear
+#     bytes 1-10   tag: keyed BLAKE2b-128 of byte 0 + the plaintext, first 80 bits
+#     bytes 11-28  the plaintext XOR the tag's key stream: subscriber id 6 bytes, edition id
+#                  + 1 4 bytes, issued day 2 bytes (days since 2020-01-01), link salt 6 bytes
 ADDRESS_PURPOSES = (TokenPurpose.return_path, TokenPurpose.mail_unsubscribe)
+_ADDRESS_VERSION = 3
+_ADDRESS_TAG = 10  # 80 bits: a forged address needs ~2^79 guesses, each one a mail sent
+_ADDRESS_PLAIN = struct.Struct(">6sIH6s")
+_ADDRESS_SIZE = 1 + _ADDRESS_TAG + _ADDRESS_PLAIN.size  # 29 bytes: 47 base32 characters
+_DAY_ZERO = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 def make_address_token(
@@ -249,19 +260,37 @@ def make_address_token(
     purpose: TokenPurpose,
     subscriber_id: int,
     edition_id: int | None = None,
+    *,
+    salt: int,
+    now: datetime | None = None,
 ) -> str:
     """A case-insensitive token for an address's local part (return path or mailto)."""
     if purpose not in ADDRESS_PURPOSES:
         raise ValueError(f"{purpose!r} is not an address token purpose")
-    raw = _decode(signer.make(purpose, subscriber_id, edition_id))
-    return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+    if not 0 <= subscriber_id < _MAX_ID or not 0 <= salt < 2**SALT_BITS:
+        raise ValueError("subscriber id and salt must be between 0 and 2**48")
+    if edition_id is not None and not 0 <= edition_id < 2**32 - 1:
+        raise ValueError("the edition id must be between 0 and 2**32 - 1")
+    day = min(max(((now or datetime.now(UTC)) - _DAY_ZERO).days, 0), 2**16 - 1)
+    head = bytes(((_ADDRESS_VERSION << 4) | _CODES[purpose],))
+    plain = _ADDRESS_PLAIN.pack(
+        subscriber_id.to_bytes(6, "big"),
+        0 if edition_id is None else edition_id + 1,
+        day,
+        salt.to_bytes(6, "big"),
+    )
+    tag = signer._tag(purpose, head + plain)[:_ADDRESS_TAG]
+    sealed = bytes(
+        a ^ b for a, b in zip(plain, _address_stream(signer, purpose, tag), strict=False)
+    )
+    return base64.b32encode(head + tag + sealed).decode("ascii").rstrip("=").lower()
 
 
 def read_address_token(signer: TokenSigner, text: str, purpose: TokenPurpose) -> TokenData:
     """Check an address token in any letter case; TokenInvalid when it is not ours."""
     if purpose not in ADDRESS_PURPOSES:
         raise ValueError(f"{purpose!r} is not an address token purpose")
-    if not text.isascii() or not text.isalnum() or len(text) > 80:
+    if not text.isascii() or not text.isalnum() or len(text) > 64:
         raise TokenInvalid("the address token is malformed")
     upper = text.upper()
     try:
@@ -269,9 +298,28 @@ def read_address_token(signer: TokenSigner, text: str, purpose: TokenPurpose) ->
     except (binascii.Error, ValueError) as exc:
         raise TokenInvalid("the address token is malformed") from exc
     # One spelling per token (up to letter case), as for link tokens.
-    if base64.b32encode(raw).decode("ascii").rstrip("=") != upper:
+    if len(raw) != _ADDRESS_SIZE or base64.b32encode(raw).decode("ascii").rstrip("=") != upper:
         raise TokenInvalid("the address token is malformed")
-    return signer.read(base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii"), purpose)
+    if raw[0] != (_ADDRESS_VERSION << 4) | _CODES[purpose]:
+        raise TokenInvalid(f"the address is not meant to {purpose}")
+    tag, sealed = raw[1 : 1 + _ADDRESS_TAG], raw[1 + _ADDRESS_TAG :]
+    plain = bytes(
+        a ^ b for a, b in zip(sealed, _address_stream(signer, purpose, tag), strict=False)
+    )
+    if not hmac.compare_digest(tag, signer._tag(purpose, raw[:1] + plain)[:_ADDRESS_TAG]):
+        raise TokenInvalid("the address token has been altered")
+    sub, edition, day, salt = _ADDRESS_PLAIN.unpack(plain)
+    return TokenData(
+        purpose,
+        int.from_bytes(sub, "big"),
+        edition - 1 if edition else None,
+        _DAY_ZERO + timedelta(days=day),
+        int.from_bytes(salt, "big"),
+    )
+
+
+def _address_stream(signer: TokenSigner, purpose: TokenPurpose, tag: bytes) -> bytes:
+    return signer._stream(purpose, tag).to_bytes(_PLAIN_SIZE, "big")[: _ADDRESS_PLAIN.size]
 
 
 def keyed_hash(secret_key: str, purpose: str, value: str) -> str:

@@ -19,6 +19,7 @@ from newsletter.config import Settings
 from newsletter.dispatch.sending import signer_for
 from newsletter.dispatch.store import as_utc
 from newsletter.models import Subscriber, SubscriberStatus, utcnow
+from newsletter.returnpath import InboundAddress
 from newsletter.transport import Outcome, SendResult, Transport
 
 if TYPE_CHECKING:
@@ -77,10 +78,19 @@ def send_confirmation(
             confirm_url=links.confirm_url(settings.base_url, token),
             message_id=make_msgid("confirm", domain=domain),
         )
+        # With an inbound address, a bounce of the confirmation comes back to a VERP sender.
+        inbound = InboundAddress.of(settings)
+        sender = (
+            inbound.return_path(
+                signer_for(settings.secret_key), subscriber.id, salt=subscriber.link_salt
+            )
+            if inbound
+            else None
+        )
     if transport.dot_stuffed:
         data = dot_stuff(data)
     with transport:
-        result = transport.send(parseaddr(settings.from_address)[1], [(email, data)])[0]
+        result = transport.send(parseaddr(settings.from_address)[1], [(email, data, sender)])[0]
     with sessions.begin() as session:
         _record(session, subscriber_id, result, now())
     if result.outcome is not Outcome.ok:

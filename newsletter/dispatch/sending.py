@@ -29,6 +29,7 @@ from newsletter.dispatch.keeper import ClaimKeeper, patiently
 from newsletter.dispatch.store import Claim, Outcomes
 from newsletter.errors import EditionIncomplete
 from newsletter.models import Edition, EditionStatus, utcnow
+from newsletter.returnpath import InboundAddress
 from newsletter.transport import Item, Outcome, SendResult, Transport
 
 if TYPE_CHECKING:
@@ -108,8 +109,24 @@ def signer_for(secret_key: str) -> Any:
 
 def envelope_senders(settings: Settings, edition_id: int) -> Callable[[Claim], str] | None:
     """The hook for a per-message envelope sender (VERP): a function giving each claimed
-    reader's MAIL FROM, or None for NEWSLETTER_FROM's address on every message."""
-    return None
+    reader's MAIL FROM, inbound+<token>@host, or None (no NEWSLETTER_INBOUND_ADDRESS) for
+    NEWSLETTER_FROM's address on every message."""
+    address = InboundAddress.of(settings)
+    if address is None:
+        return None
+    signer = signer_for(settings.secret_key)
+    return lambda c: address.return_path(signer, c.subscriber_id, edition_id, salt=c.link_salt)
+
+
+def unsubscribe_mailtos(settings: Settings, edition_id: int) -> Callable[[Claim], str] | None:
+    """Each reader's List-Unsubscribe mailto address, or None without an inbound address."""
+    address = InboundAddress.of(settings)
+    if address is None:
+        return None
+    signer = signer_for(settings.secret_key)
+    return lambda c: address.unsubscribe_address(
+        signer, c.subscriber_id, edition_id, salt=c.link_salt
+    )
 
 
 def message_id_suffix(settings: Settings, edition_id: int) -> str:
@@ -247,6 +264,7 @@ def _send_claims(
     suffix = message_id_suffix(settings, edition_id)
     envelope_from = parseaddr(settings.from_address)[1]
     own_sender = envelope_senders(settings, edition_id)
+    mailto = unsubscribe_mailtos(settings, edition_id)
     base_url = settings.base_url
     dot_stuffed = transport.dot_stuffed
     step = pacer.chunk(FLUSH_EVERY)
@@ -283,6 +301,7 @@ def _send_claims(
                 name=c.name,
                 unsubscribe_url=links.unsubscribe_url(base_url, token),
                 message_id=f"<{c.delivery_id}{suffix}",
+                unsubscribe_mailto=mailto(c) if mailto else None,
             )
             render = template.render_smtp_parts if dot_stuffed else template.render
             if own_sender is None:

@@ -95,15 +95,18 @@ class Readers:
         self.session.flush()
         delivery.message_id = f"<{delivery.id}{message_id_suffix(self.settings, edition_id)}"
         self.session.flush()
-        email = self.session.get_one(Subscriber, subscriber_id).email
+        reader = self.session.get_one(Subscriber, subscriber_id)
+        email, salt = reader.email, reader.link_salt
         return Sent(
             subscriber_id=subscriber_id,
             email=email,
             edition_id=edition_id,
             delivery_id=delivery.id,
             message_id=delivery.message_id,
-            return_path=self.address.return_path(self.signer, subscriber_id, edition_id),
-            mailto=self.address.unsubscribe_address(self.signer, subscriber_id, edition_id),
+            return_path=self.address.return_path(self.signer, subscriber_id, edition_id, salt=salt),
+            mailto=self.address.unsubscribe_address(
+                self.signer, subscriber_id, edition_id, salt=salt
+            ),
         )
 
     def one(self, email: str = "reader@example.net", week: str = "2020-W05") -> Sent:

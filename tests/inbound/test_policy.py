@@ -309,9 +309,35 @@ def test_a_confirmation_bounce_marks_a_pending_reader_bounced(session, settings,
     """Scenario: the confirmation email's return path names the reader without an edition."""
     from newsletter.subscriptions import add_subscriber
 
-    pending = add_subscriber(session, settings.secret_key, "new@example.net", "en").id
-    token = make_address_token(TokenSigner(settings.secret_key), TokenPurpose.return_path, pending)
+    reader = add_subscriber(session, settings.secret_key, "new@example.net", "en")
+    pending = reader.id
+    token = make_address_token(
+        TokenSigner(settings.secret_key), TokenPurpose.return_path, pending, salt=reader.link_salt
+    )
     address = f"inbound+{token}@news.example.org"
     raw = readers.one().fill("postfix_hard.eml", rcpt="new@example.net", return_path=address)
     outcome = take(session, settings, raw, recipient=address)
     assert (outcome.subscriber_id, outcome.status) == (pending, S.bounced)
+
+
+def test_a_token_of_an_earlier_subscription_acts_on_nobody(session, settings, readers) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: the reader left and subscribed afresh (a new link salt): mail to the old
+    unsubscribe address, or a bounce to the old return path, moves nobody."""
+    from newsletter.subscriptions import subscribe
+
+    sent = readers.one()
+    unsubscribe_reader(session, sent.subscriber_id)
+    subscribe(session, settings.secret_key, sent.email, "be")
+    for recipient, fixture in (
+        (sent.mailto, "unsubscribe.eml"),
+        (sent.return_path, "postfix_hard.eml"),
+    ):
+        outcome = take(session, settings, sent.fill(fixture, message_id="<x@y.org>"), recipient)
+        assert outcome.subscriber_id is None
+    assert status(session, sent.subscriber_id) is S.pending
+
+
+def unsubscribe_reader(session: Session, subscriber_id: int) -> None:
+    from newsletter.subscriptions import unsubscribe
+
+    unsubscribe(session, subscriber_id, source=EventSource.link)

@@ -49,9 +49,10 @@ def returned(
     ids = []
     with runtime.session() as session:
         for i in range(readers):
-            sid = add_subscriber(
+            reader = add_subscriber(
                 session, settings.secret_key, f"r{i}@example.net", "be", confirmed=True
-            ).id
+            )
+            sid = reader.id
             session.add(
                 Delivery(
                     edition_id=edition_id,
@@ -73,7 +74,7 @@ def returned(
                 session,
                 settings,
                 raw,
-                recipient=address.return_path(signer, sid, edition_id),
+                recipient=address.return_path(signer, sid, edition_id, salt=reader.link_salt),
                 mail_from="",
                 channel="smtp",
             )
