@@ -8,7 +8,7 @@ import csv
 import io
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -51,6 +51,12 @@ def _count(session: Session) -> int:
 
 @FUZZ
 @given(header=headers, rows=st.lists(st.lists(cells, min_size=0, max_size=5), max_size=8))
+@example(
+    header=["email", "languages", "name", "status"], rows=[["a@example.org", "be", "A\x00B", ""]]
+)
+@example(
+    header=["email", "languages", "name", "status"], rows=[["a\x00@example.org", "be", "", ""]]
+)
 def test_any_cells(
     session: Session, tmp_path: Path, header: list[str], rows: list[list[str]]
 ) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -93,8 +93,13 @@ def _check(session: Session, path: Path) -> None:
     session.rollback()
 
 
-@FUZZ
+@settings(FUZZ, max_examples=100)
 @given(place=st.sampled_from(PLACES), value=values)
+# The cases, always tried first.
+@example(place=("articles", 0, "position"), value=99999999999999999999999)
+@example(place=("articles", 0, "translations", "en", "body"), value="a\x00b")
+@example(place=("articles", 0, "translations", "en", "title"), value="a\x00b")
+@example(place=("week",), value=[["lol"] * 9] * 9)
 def test_any_value_anywhere(
     session: Session, tmp_path: Path, place: tuple[Any, ...], value: Any
 ) -> None:

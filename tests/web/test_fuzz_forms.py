@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
@@ -77,6 +77,12 @@ def _sound(response: Any) -> None:
     languages=st.lists(langs | field_text, max_size=4),
     first=langs | field_text,
     website=st.sampled_from(["", "", "http://spam.example"]),
+)
+@example(
+    lang="en", email="a\x00@example.org", name="A\x00", languages=["en"], first="en", website=""
+)
+@example(
+    lang="en", email="ＶＩＣＴＩＭ@example.org", name="", languages=["x"], first="", website=""
 )
 def test_subscribe_form(
     held: tuple[TestClient, Runtime],
