@@ -20,8 +20,9 @@ from newsletter.paths import templates_dir
 from newsletter.runtime import Runtime
 from newsletter.ticker import Ticker
 from newsletter.web import errors
+from newsletter.web.cached import CachedPagesMiddleware
 from newsletter.web.head import HeadAsGetMiddleware
-from newsletter.web.pagecache import PageCache, read_content_version
+from newsletter.web.pagecache import PageCache, Rendered, read_content_version
 from newsletter.web.pages import make_environment
 from newsletter.web.security import SecurityHeadersMiddleware
 
@@ -74,6 +75,9 @@ def create_app(
     app.state.page_cache = _page_cache(rt)
 
     errors.install(app)
+    # The last added runs first: HEAD becomes GET, security headers go on every answer,
+    # then a page the cache holds is answered before any routing.
+    app.add_middleware(CachedPagesMiddleware, cache=app.state.page_cache)
     app.add_middleware(
         SecurityHeadersMiddleware, https=urlsplit(settings.base_url).scheme == "https"
     )
@@ -125,6 +129,10 @@ def _include_public(app: FastAPI) -> None:
 
 def _add_basic_routes(app: FastAPI) -> None:
     css = (templates_dir() / "web" / "site.css").read_bytes()
+    # Answered by the page cache's middleware, like the pages (with an ETag and 304 too).
+    app.state.page_cache.pin(
+        "/static/site.css", Rendered(css, "text/css; charset=utf-8", "public, max-age=3600")
+    )
 
     @app.get("/healthz", include_in_schema=False)
     def healthz(request: Request) -> Response:

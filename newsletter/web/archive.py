@@ -38,7 +38,7 @@ async def archive(request: Request, lang: str) -> Response:
         with runtime.session() as session:
             return html(_archive_page(request, session, lang), SHORT)
 
-    return await cached_page(request, ("archive", lang), render)
+    return await cached_page(request, render)
 
 
 def _archive_page(request: Request, session: Session, lang: str) -> str:
@@ -64,7 +64,7 @@ async def archive_feed(request: Request, lang: str) -> Response:
             body = feed.archive_feed(session, runtime.settings.base_url, lang)
         return Rendered(body, feed.MEDIA_TYPE, SHORT)
 
-    return await cached_page(request, ("feed", lang), render)
+    return await cached_page(request, render)
 
 
 @router.get("/{lang}/archive/{week}")
@@ -83,7 +83,7 @@ async def edition_page(request: Request, lang: str, week: str) -> Response:
         with runtime.session() as session:
             return _edition_page(request, session, runtime, lang, week)
 
-    return await cached_page(request, ("edition", lang, week), render)
+    return await cached_page(request, render)
 
 
 def _edition_page(

@@ -14,10 +14,11 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import cached_property
 
 from sqlalchemy import Engine, select
 
@@ -46,21 +47,33 @@ class Page:
     etag: str
     modified: datetime  # whole seconds, UTC
 
-    @property
+    @cached_property
     def headers(self) -> dict[str, str]:
+        """The validators and caching rule, sent with the page and with a 304."""
         return {
             "ETag": self.etag,
             "Last-Modified": format_datetime(self.modified, usegmt=True),
             "Cache-Control": self.cache_control,
         }
 
-    def not_modified(self, request_headers: Mapping[str, str]) -> bool:
+    @cached_property
+    def raw_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """What an ASGI response start carries for the full page (latin-1, as HTTP has it)."""
+        return (
+            (b"content-type", self.media_type.encode("latin-1")),
+            (b"content-length", str(len(self.body)).encode()),
+            *((k.lower().encode(), v.encode("latin-1")) for k, v in self.headers.items()),
+        )
+
+    @cached_property
+    def raw_headers_304(self) -> tuple[tuple[bytes, bytes], ...]:
+        return tuple((k.lower().encode(), v.encode("latin-1")) for k, v in self.headers.items())
+
+    def not_modified(self, if_none_match: str | None, since: str | None) -> bool:
         """True when a conditional request already holds this page (RFC 9110 §13.1)."""
-        if_none_match = request_headers.get("if-none-match")
         if if_none_match is not None:
             tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
             return "*" in tags or self.etag in tags
-        since = request_headers.get("if-modified-since")
         if since is None:
             return False
         try:
@@ -102,6 +115,7 @@ class PageCache:
         self._pages: OrderedDict[Hashable, tuple[int, Page]] = OrderedDict()
         self._size = 0
         self._rendering: dict[Hashable, threading.Lock] = {}
+        self._pinned: dict[Hashable, Page] = {}
         self._version: int | None = None
         self._checked_at = float("-inf")
         self._checking = False
@@ -110,8 +124,16 @@ class PageCache:
         """Something was committed in this process: read the version on the next request."""
         self._checked_at = float("-inf")
 
+    def pin(self, key: Hashable, rendered: Rendered) -> Page:
+        """Keep a page that never changes while the process lives (a static file)."""
+        page = self._pinned[key] = self._page(rendered, None)
+        return page
+
     def peek(self, key: Hashable) -> Page | None:
         """The page if it is known to be current, without any I/O; else None (call `get`)."""
+        pinned = self._pinned.get(key)
+        if pinned is not None:
+            return pinned
         with self._lock:
             if self._version is None or self._recheck_due():
                 return None

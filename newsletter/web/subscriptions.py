@@ -68,7 +68,7 @@ async def subscribe_page(request: Request, lang: str) -> Response:
         form = {"languages": [lang], "first": lang}
         return html(render_text(request, "subscribe.html", lang, {"form": form}), PUBLIC)
 
-    return await cached_page(request, ("form", lang), render)
+    return await cached_page(request, render)
 
 
 @router.get("/{lang}/subscribed")
@@ -80,7 +80,7 @@ async def check_mail_page(request: Request, lang: str) -> Response:
     def render() -> Rendered:
         return html(render_text(request, "subscribed.html", lang), PUBLIC)
 
-    return await cached_page(request, ("check-mail", lang), render)
+    return await cached_page(request, render)
 
 
 @router.post("/{lang}/subscribe")

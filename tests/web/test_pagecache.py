@@ -154,6 +154,19 @@ def test_cache_headers(client: TestClient, runtime: Runtime, sent_edition: str) 
     sending = client.get(PAGE)
     assert sending.status_code == 200
     assert sending.headers["cache-control"] == "no-cache"
+    # Answered from the cache before any routing, yet with the security headers and HEAD.
+    hit = client.get("/ru/")
+    assert hit.headers["x-frame-options"] == "DENY"
+    assert "content-security-policy" in hit.headers
+    head = client.head("/ru/")
+    assert (head.status_code, head.content, head.headers["etag"]) == (200, b"", hit.headers["etag"])
+    css = client.get("/static/site.css")
+    assert css.headers["content-type"] == "text/css; charset=utf-8"
+    assert css.headers["x-content-type-options"] == "nosniff"
+    assert (
+        client.get("/static/site.css", headers={"If-None-Match": css.headers["etag"]}).status_code
+        == 304
+    )
     # Pages for one person are never kept by anyone.
     assert client.get("/unsubscribe/nonsense").headers["cache-control"] == "no-store"
 
