@@ -14,8 +14,9 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -39,18 +40,21 @@ def _ensure_row(session: Session) -> None:
 def take_lease(session: Session, holder: str, now: datetime, seconds: float) -> bool:
     """Hold the tick lease until now + seconds; False while another holder's lease runs."""
     _ensure_row(session)
-    taken = session.execute(
-        update(SchedulerState)
-        .where(
-            SchedulerState.name == TICK,
-            or_(
-                SchedulerState.holder == holder,
-                SchedulerState.holder.is_(None),
-                SchedulerState.lease_until.is_(None),
-                SchedulerState.lease_until < now,
-            ),
-        )
-        .values(holder=holder, lease_until=now + timedelta(seconds=seconds))
+    taken = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(SchedulerState)
+            .where(
+                SchedulerState.name == TICK,
+                or_(
+                    SchedulerState.holder == holder,
+                    SchedulerState.holder.is_(None),
+                    SchedulerState.lease_until.is_(None),
+                    SchedulerState.lease_until < now,
+                ),
+            )
+            .values(holder=holder, lease_until=now + timedelta(seconds=seconds))
+        ),
     )
     return bool(taken.rowcount)
 
