@@ -83,7 +83,7 @@ def create_staff(
 
 def authenticate(session: Session, name: str, password: str) -> StaffUser | None:
     """The staff user if the password is right, else None (no hint which part was wrong)."""
-    user = session.scalar(select(StaffUser).where(StaffUser.name == (name or "").strip()))
+    user = _by_name(session, name)
     try:
         _hasher.verify(user.password_hash if user else _dummy_hash(), password or "")
     except (VerificationError, InvalidHashError):
@@ -129,10 +129,19 @@ def staff_for_api_token(session: Session, token: str) -> StaffUser | None:
     return row.staff_user
 
 
+def _by_name(session: Session, name: str) -> StaffUser | None:
+    """The account of that name; a name no account can have (NUL, look-alikes, too long) is
+    nobody, without asking the database (PostgreSQL refuses NUL even in a query)."""
+    name = (name or "").strip()
+    if not _NAME.fullmatch(name):
+        return None
+    return session.scalar(select(StaffUser).where(StaffUser.name == name))
+
+
 def get_staff(session: Session, name: str) -> StaffUser:
-    user = session.scalar(select(StaffUser).where(StaffUser.name == (name or "").strip()))
+    user = _by_name(session, name)
     if user is None:
-        raise NotFound(f"no staff user named {name!r}")
+        raise NotFound(f"no staff user named {repr(name)[:70]}")
     return user
 
 

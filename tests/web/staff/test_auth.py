@@ -231,3 +231,16 @@ def test_guessing_from_many_addresses_locks_nobody_out(
         browser_at(app, "198.51.100.3"),
         "ada",
     )
+
+
+def test_odd_login_names_are_a_plain_refusal(
+    h: Any, make_client: Callable[[], TestClient], accounts: dict[str, int]
+) -> None:
+    """A NUL byte or look-alike letters in the name: 401 like any wrong name, never a 500."""
+    client = make_client()
+    for name in ("erin\x00", "ｅｒｉｎ", "erin' OR '1'='1", "e" * 64):
+        token = h.csrf_of(client.get("/admin/login").text)
+        response = client.post(
+            "/admin/login", data={"name": name, "password": h.PASSWORD, "csrf_token": token}
+        )
+        assert response.status_code == 401, name
