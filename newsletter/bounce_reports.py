@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, literal, select, union
+from sqlalchemy import Select, func, literal, select, union
 from sqlalchemy.orm import Session
 
 from newsletter.errors import NotFound
@@ -76,7 +77,7 @@ class EditionRates:
     warnings: list[str]
 
 
-def _columns():  # type: ignore[no-untyped-def]
+def _columns() -> tuple[Any, ...]:
     return (
         InboundMessage.id,
         InboundMessage.received_at,
@@ -93,7 +94,7 @@ def _columns():  # type: ignore[no-untyped-def]
     )
 
 
-def _base(*columns):  # type: ignore[no-untyped-def]
+def _base(*columns: Any) -> Select[Any]:
     return (
         select(*columns)
         .outerjoin(Subscriber, Subscriber.id == InboundMessage.subscriber_id)
@@ -101,7 +102,7 @@ def _base(*columns):  # type: ignore[no-untyped-def]
     )
 
 
-def _returned(row) -> Returned:  # type: ignore[no-untyped-def]
+def _returned(row: Any) -> Returned:
     (ident, at, kind, status, detail, sid, email, sstatus, eid, week, by, has_raw) = row[:12]
     reason = (detail or {}).get("reason", "") if isinstance(detail, dict) else ""
     return Returned(

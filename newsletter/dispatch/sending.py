@@ -115,7 +115,11 @@ def envelope_senders(settings: Settings, edition_id: int) -> Callable[[Claim], s
     if address is None:
         return None
     signer = signer_for(settings.secret_key)
-    return lambda c: address.return_path(signer, c.subscriber_id, edition_id, salt=c.link_salt)
+
+    def sender(c: Claim) -> str:
+        return address.return_path(signer, c.subscriber_id, edition_id, salt=c.link_salt)
+
+    return sender
 
 
 def unsubscribe_mailtos(settings: Settings, edition_id: int) -> Callable[[Claim], str] | None:
@@ -124,9 +128,11 @@ def unsubscribe_mailtos(settings: Settings, edition_id: int) -> Callable[[Claim]
     if address is None:
         return None
     signer = signer_for(settings.secret_key)
-    return lambda c: address.unsubscribe_address(
-        signer, c.subscriber_id, edition_id, salt=c.link_salt
-    )
+
+    def mailto(c: Claim) -> str:
+        return address.unsubscribe_address(signer, c.subscriber_id, edition_id, salt=c.link_salt)
+
+    return mailto
 
 
 def message_id_suffix(settings: Settings, edition_id: int) -> str:

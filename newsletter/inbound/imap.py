@@ -118,7 +118,7 @@ def poll_once(source: ImapSource, intake: Intake) -> int:
         typ, data = imap.uid("SEARCH", "UNDELETED")
         if typ != "OK":
             raise ImapError(f"the mailbox refused SEARCH: {data!r}")
-        uids = (data[0] or b"").split()[:BATCH]
+        uids = [u.decode("ascii") for u in (data[0] or b"").split()[:BATCH]]
         for uid in uids:
             fetched = _fetch(imap, uid, intake.settings.inbound_max_bytes)
             if fetched is None:
@@ -145,7 +145,7 @@ def poll_once(source: ImapSource, intake: Intake) -> int:
     return taken
 
 
-def _fetch(imap: imaplib.IMAP4, uid: bytes, limit: int) -> tuple[bytes, int] | None:
+def _fetch(imap: imaplib.IMAP4, uid: str, limit: int) -> tuple[bytes, int] | None:
     """The message's first `limit` bytes and its full size (never more is read)."""
     typ, data = imap.uid("FETCH", uid, f"(RFC822.SIZE BODY.PEEK[]<0.{limit}>)")
     if typ != "OK":
@@ -169,7 +169,7 @@ def _recipient(raw: bytes, intake: Intake) -> str:
     return str(intake.address)
 
 
-def _done(imap: imaplib.IMAP4, source: ImapSource, uid: bytes) -> None:
+def _done(imap: imaplib.IMAP4, source: ImapSource, uid: str) -> None:
     if source.processed:
         typ, data = imap.uid("COPY", uid, _quoted(source.processed))
         if typ != "OK":

@@ -150,8 +150,8 @@ class InboundServer:
         self.timeout = timeout
 
     def protocol(self) -> SMTP:
-        cls = _LMTP if self.lmtp else _SMTP
-        return cls(  # type: ignore[no-any-return]
+        cls: Any = _LMTP if self.lmtp else _SMTP
+        return cls(
             self.handler,
             gate=self.gate,
             data_size_limit=self.intake.settings.inbound_max_bytes,
@@ -204,9 +204,14 @@ def run(server: InboundServer, host: str, port: int, started: Callable[[str, int
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        stop = loop.create_future()
+        stop: asyncio.Future[None] = loop.create_future()
+
+        def request_stop() -> None:
+            if not stop.done():
+                stop.set_result(None)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+            loop.add_signal_handler(sig, request_stop)
         await server.serve(host, port, started=started, stop=stop)
 
     asyncio.run(main())

@@ -25,19 +25,19 @@ InboundId = Annotated[int, Path(ge=1, le=2**62)]
 WeekPath = Annotated[str, Path(pattern=r"^[0-9]{4}-W[0-9]{2}$", examples=["2020-W05"])]
 
 
-def returned_out(row: Returned) -> dict[str, object]:
-    return {
-        "id": row.id,
-        "received_at": utc(row.received_at),
-        "kind": row.kind,
-        "status": row.status,
-        "reason": row.reason,
-        "subscriber_id": row.subscriber_id,
-        "email": row.email,
-        "subscriber_status": row.subscriber_status,
-        "edition": row.week,
-        "attributed_by": row.attributed_by,
-    }
+def returned_out(row: Returned) -> ReturnedOut:
+    return ReturnedOut(
+        id=row.id,
+        received_at=utc(row.received_at),  # type: ignore[arg-type]
+        kind=row.kind,
+        status=row.status,
+        reason=row.reason,
+        subscriber_id=row.subscriber_id,
+        email=row.email,
+        subscriber_status=row.subscriber_status,
+        edition=row.week,
+        attributed_by=row.attributed_by,
+    )
 
 
 @router.get("/bounces", response_model=ReturnedList, summary="Bounces, complaints and replies")
@@ -52,14 +52,14 @@ def list_bounces(
     rows, total = bounce_reports.list_returned(
         session, kind=kind, attributed=attributed, limit=limit, offset=offset
     )
-    return ReturnedList(total=total, items=[ReturnedOut(**returned_out(r)) for r in rows])
+    return ReturnedList(total=total, items=[returned_out(r) for r in rows])
 
 
 @router.get("/bounces/{inbound_id}", response_model=ReturnedDetailOut, summary="One, raw")
 def get_bounce(inbound_id: InboundId, session: SessionDep, admin: ApiAdmin) -> ReturnedDetailOut:
     m = bounce_reports.get_returned(session, inbound_id)
     return ReturnedDetailOut(
-        **returned_out(m),
+        **returned_out(m).model_dump(),
         recipient=m.recipient,
         mail_from=m.mail_from,
         channel=m.channel,
@@ -85,7 +85,7 @@ def reactivate(inbound_id: InboundId, session: SessionDep, admin: ApiAdmin) -> R
         raise NotFound("this message was not attributed to a reader")
     reactivate_reader(session, m.subscriber_id, staff_name=admin.name, inbound_id=m.id)
     session.flush()
-    return ReturnedOut(**returned_out(bounce_reports.get_returned(session, inbound_id)))
+    return returned_out(bounce_reports.get_returned(session, inbound_id))
 
 
 @router.get(
