@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 from newsletter import scheduler
 from newsletter.jobs import run_job
@@ -44,12 +44,17 @@ class Ticker:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop taking the lease and give it up; a tick under way is not waited for."""
+        """Stop taking the lease, and give it up once the tick under way ends; one still at
+        work after 5 s (an embedded send) keeps it until it runs out, so nobody ticks beside
+        it meanwhile. The process exits once that tick ends."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._ticks.shutdown(wait=False, cancel_futures=True)
-        if self.holding:
+        if self._running is not None:
+            wait([self._running], timeout=5)  # most ticks take a moment
+        idle = self._running is None or self._running.done()
+        if self.holding and idle:
             try:
                 with self.runtime.session() as session:
                     scheduler.release_lease(session, self.holder)
@@ -67,9 +72,14 @@ class Ticker:
 
     def step(self) -> None:
         """One interval: renew or take the lease, and start a tick unless one is running."""
+        busy = self._running is not None and not self._running.done()
         with self.runtime.session() as session:
+            now = utcnow()
             lease = max(self.every * LEASE_INTERVALS, MIN_LEASE)
-            held = scheduler.take_lease(session, self.holder, utcnow(), lease)
+            held = scheduler.take_lease(session, self.holder, now, lease)
+            if held and busy:
+                # The last tick is still at work (an embedded send): the scheduler runs.
+                scheduler.record_tick(session, now)
         if held != self.holding:
             log.info("scheduler: %s the tick lease (%s)", "took" if held else "lost", self.holder)
         self.holding = held
