@@ -46,5 +46,5 @@ def test_serve_help(cli) -> None:  # type: ignore[no-untyped-def]
     """Scenario: `newsletter serve --help` names its options."""
     result = cli("serve", "--help")
     assert result.returncode == 0
-    for option in ("--host", "--port", "--forwarded-allow-ips"):
+    for option in ("--host", "--port", "--workers", "--forwarded-allow-ips", "--no-access-log"):
         assert option in result.stdout
