@@ -285,7 +285,7 @@ class _Reader:
         if not isinstance(topic, str) or not _SLUG_RE.match(topic):
             raise self.fail(name, "field 'topic': must be a topic slug, e.g. economy")
         try:
-            trend = Trend(raw.get("trend"))
+            trend = Trend(str(raw.get("trend")))
         except ValueError as exc:
             choices = ", ".join(t.value for t in Trend)
             raise self.fail(
@@ -382,11 +382,11 @@ def _apply(session: Session, path: Path, parsed: _EditionIn) -> ImportResult:
             topics[slug] = Topic(slug=slug, names=names)
             session.add(topics[slug])
             topics_added.append(slug)
-    for article in parsed.articles:
-        if article.topic not in topics:
+    for wanted in parsed.articles:
+        if wanted.topic not in topics:
             raise ImportFileError(
-                f"{path}: article {article.slug!r}: field 'topic': unknown topic "
-                f"{article.topic!r} (add it under 'topics' with its names)"
+                f"{path}: article {wanted.slug!r}: field 'topic': unknown topic "
+                f"{wanted.topic!r} (add it under 'topics' with its names)"
             )
     week = str(parsed.week)
     edition = session.scalar(select(Edition).where(Edition.week == week))

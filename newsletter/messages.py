@@ -117,7 +117,9 @@ def _check_url(url: str) -> str:
 
 def encode_word(text: str) -> str:
     """RFC 2047 base64 encoded-words (each <= 75 chars), folded with CRLF + space."""
-    words, chunk, size = [], [], 0
+    words: list[str] = []
+    chunk: list[str] = []
+    size = 0
     for char in text:
         length = len(char.encode("utf-8"))
         if size + length > 45:  # 45 bytes -> 60 base64 chars + 12 of "=?utf-8?b?...?="
@@ -265,7 +267,8 @@ class MessageTemplate:
         msg = Message()
         msg["From"] = _from_header(settings)
         msg["To"] = tokens["to"]
-        msg["Subject"] = Header(
+        # A Header, not a str: the policies fold a Cyrillic subject so that a space is lost.
+        msg["Subject"] = Header(  # type: ignore[assignment]
             subject, "us-ascii" if subject.isascii() else "utf-8", header_name="Subject"
         )
         msg["Date"] = tokens["date"]

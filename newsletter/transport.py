@@ -508,7 +508,8 @@ def _raise_if_closing(code: int, text: str) -> None:
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = exc.smtp_error.decode("utf-8", "replace") if exc.smtp_error else ""
+        error = exc.smtp_error
+        text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error or "")
         return f"{exc.smtp_code} {text}"[:500]
     return (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[:500]
 

@@ -186,9 +186,11 @@ def late_confirmations(
         .limit(limit)
     )
     out = []
-    for sid, email, when, attempts, error, due in rows:
-        when = as_utc(when)
-        expired = when is not None and when <= now - CONFIRM_MAX_AGE
+    for sid, email, asked_at, attempts, error, due in rows:
+        when = as_utc(asked_at)
+        if when is None:  # the query excludes it; this keeps the type honest
+            continue
+        expired = when <= now - CONFIRM_MAX_AGE
         out.append(
             LateConfirmation(sid, email, when, attempts, error, None if expired else as_utc(due))
         )

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
@@ -293,7 +293,7 @@ def _send_claims(
         # rate limit's wait, right before the stretch goes on the wire).
         ids = [c.delivery_id for c in chunk]
         sendable = patiently(
-            sessions, lambda s, ids=ids: store.still_sendable(s, ids), max_delay=keeper.every
+            sessions, partial(store.still_sendable, delivery_ids=ids), max_delay=keeper.every
         )
         if len(sendable) < len(chunk):
             outcomes.skipped.extend(i for i in ids if i not in sendable)
@@ -324,7 +324,7 @@ def _send_claims(
         if outcomes.held:  # the edition is paused: hand the rest of the claim back untried
             rest = [c.delivery_id for c in active[start + len(ids) :]]
             keeper.let_go(rest)
-            patiently(sessions, lambda s, r=rest: store.release(s, r), max_delay=keeper.every)
+            patiently(sessions, partial(store.release, delivery_ids=rest), max_delay=keeper.every)
             report.paused = outcomes.hold_reason
             return
         outcomes = Outcomes()

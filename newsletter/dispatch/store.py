@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from newsletter.db import is_postgresql
+from newsletter.db import is_postgresql, rowcount
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -224,6 +224,7 @@ def claim(
         "now": now,
     }
     rows = session.execute(_claim_statement(postgresql), params).all()
+    claimed: Sequence[Any]
     if postgresql:
         people = {row[1]: row[3:] for row in rows}
         claimed = [row[:3] for row in rows]
@@ -420,7 +421,7 @@ def requeue_stale(session: Session, edition_id: int, cutoff: datetime, max_attem
             last_error="claim expired: the worker was lost",
         )
     )
-    return result.rowcount or 0
+    return rowcount(result)
 
 
 def counts(session: Session, edition_id: int) -> dict[DeliveryStatus, int]:
@@ -470,7 +471,7 @@ def finish_if_done(session: Session, edition_id: int, now: datetime) -> bool:
         )
         .values(status=EditionStatus.sent.value, finished_at=now, updated_at=now, **counted)
     )
-    if done.rowcount:
+    if rowcount(done):
         return True
     # A sent edition that took a late delivery (a new reader's welcome): its counts follow.
     session.execute(
@@ -508,7 +509,7 @@ def requeue_failed(session: Session, edition_id: int) -> int:
         )
         .values(status=Q.queued.value, attempts=0, claimed_at=None, next_attempt_at=None)
     )
-    return result.rowcount or 0
+    return rowcount(result)
 
 
 def skip_queued(session: Session, edition_id: int, reason: str) -> int:
@@ -517,4 +518,4 @@ def skip_queued(session: Session, edition_id: int, reason: str) -> int:
         .where(D.c.edition_id == edition_id, D.c.status == Q.queued.value)
         .values(status=Q.skipped.value, last_error=reason)
     )
-    return result.rowcount or 0
+    return rowcount(result)

@@ -17,7 +17,10 @@ def run_migrations() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool)
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("Alembic was given neither a connection nor a database URL")
+    engine = make_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
         _run(conn)
         conn.commit()

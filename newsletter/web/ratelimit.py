@@ -47,7 +47,7 @@ class SubscribeLimits:
 
 
 class Count(NamedTuple):
-    count: int
+    events: int
     last_at: float  # seconds since the epoch of the latest event; 0 when none
 
 
@@ -102,7 +102,8 @@ class SqlCounts:
         )
         with self._engine.connect() as conn:
             row = conn.execute(query).first()
-        return Count(int(row.count), float(row.last_at)) if row else Count(0, 0.0)
+        # A column named "count" is shadowed by the Row's tuple method: read by position.
+        return Count(int(row[0]), float(row[1])) if row else Count(0, 0.0)
 
     def clear(self, key: str) -> None:
         with self._engine.begin() as conn:
@@ -185,7 +186,7 @@ class RateLimiter:
     def hit(self, kind: str, value: str, limit: Limit) -> bool:
         """Count one attempt; False when the limit is already reached."""
         key = f"{limiter_key(self._secret, kind, value)}:{limit.seconds}"
-        return self._store.add(key, limit.seconds).count <= limit.count
+        return self._store.add(key, limit.seconds).events <= limit.count
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ GET never changes anything (link scanners fetch every URL in an email); each cha
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -171,7 +172,7 @@ def subscribe(
 
 
 def _form_again(
-    request: Request, lang: str, form: dict[str, object], problems: list[str]
+    request: Request, lang: str, form: Mapping[str, object], problems: list[str]
 ) -> Response:
     return render(
         request,

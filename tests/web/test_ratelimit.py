@@ -51,11 +51,11 @@ def test_database_counts_are_shared_between_processes(engine: Engine, db_url: st
 def test_database_window_closes(engine: Engine) -> None:
     """Scenario: once a window has passed, the key starts counting from one again."""
     counts = SqlCounts(engine)
-    assert [counts.add("k", 1).count for _ in range(3)] == [1, 2, 3]
-    assert counts.peek("k").count == 3
+    assert [counts.add("k", 1).events for _ in range(3)] == [1, 2, 3]
+    assert counts.peek("k").events == 3
     time.sleep(1.1)
-    assert counts.peek("k").count == 0
-    assert counts.add("k", 1).count == 1
+    assert counts.peek("k").events == 0
+    assert counts.add("k", 1).events == 1
 
 
 def test_redis_counts_are_shared_between_processes() -> None:

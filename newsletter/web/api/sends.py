@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from sqlalchemy.orm import Session
@@ -18,7 +18,9 @@ from newsletter.web.deps import RuntimeDep, SessionDep
 
 router = APIRouter(prefix="/sends", tags=["sends"], route_class=ApiRoute)
 WeekPath = Annotated[str, Path(pattern=r"^[0-9]{4}-W[0-9]{2}$", examples=["2020-W05"])]
-CONFLICT = {409: {"description": "The send cannot make this move from its current state"}}
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "The send cannot make this move from its current state"}
+}
 
 
 def _progress(session: Session, week: str) -> ProgressOut:
