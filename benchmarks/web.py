@@ -264,7 +264,7 @@ def bench_workers(
     results = []
     with Server(env, workers, workdir, opts.access_log) as server:
         warm_up(server)
-        for page in PAGES:
+        for page in opts.pages:
             extra = {"BENCH_RUN": str(run)}
             if page.tokens:
                 extra["BENCH_TOKENS"] = str(tokens[page.tokens])
@@ -299,12 +299,12 @@ def bench_workers(
     return results, errors_logged
 
 
-def table(results: list[Result], worker_counts: list[int]) -> str:
+def table(results: list[Result], worker_counts: list[int], pages: list[Page]) -> str:
     head = "| page | " + " | ".join(
         f"{w} worker{'s' if w > 1 else ''}: req/s, p50 / p99 ms" for w in worker_counts
     )
     lines = [head + " |", "|---|" + "---:|" * len(worker_counts)]
-    for page in PAGES:
+    for page in pages:
         cells = []
         for w in worker_counts:
             r = next(x for x in results if x.page == page.name and x.workers == w)
@@ -320,8 +320,10 @@ def verdict(results: list[Result], worker_counts: list[int]) -> list[str]:
     lines = []
     for w in worker_counts:
         by = {r.page: r for r in results if r.workers == w}
-        ceiling = by["static css"].rate
+        ceiling = by["static css"].rate if "static css" in by else 0.0
         for name in ("archive page", "form"):
+            if name not in by:
+                continue
             share = by[name].rate / ceiling if ceiling else 0.0
             rate, p99 = LISTMONK[name]
             lines.append(
@@ -350,6 +352,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tokens", type=int, default=20_000, help="confirm/unsubscribe tokens per run"
     )
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between pages")
+    parser.add_argument(
+        "--pages",
+        default=",".join(p.name for p in PAGES),
+        help="pages to measure, in this order (comma-separated names; default all)",
+    )
     parser.add_argument("--access-log", action="store_true", help="serve with its access log")
     parser.add_argument("--admin-dsn", default=ADMIN_DSN, help="PostgreSQL to make the DB in")
     parser.add_argument("--no-install", action="store_true", help="never apt-get wrk")
@@ -357,6 +364,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("-q", "--quiet", action="store_true", help="only the table")
     opts = parser.parse_args(argv)
     opts.worker_counts = [int(w) for w in opts.workers.split(",") if w.strip()]
+    by_name = {p.name: p for p in PAGES}
+    names = [n.strip() for n in opts.pages.split(",") if n.strip()]
+    unknown = [n for n in names if n not in by_name]
+    if unknown or not names or len(set(names)) != len(names):
+        parser.error(f"--pages takes each name at most once, from: {', '.join(by_name)}")
+    opts.pages = [by_name[n] for n in names]
     if opts.duration < 1 or min(opts.connections, opts.post_connections) < 1:
         parser.error("need --duration >= 1 and at least one connection")
     if not opts.worker_counts or min(opts.worker_counts) < 1:
@@ -387,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n{command}; load average at the end {load} on {os.cpu_count()} cores\n")
-    print(table(results, opts.worker_counts))
+    print(table(results, opts.worker_counts, opts.pages))
     print()
     for line in verdict(results, opts.worker_counts):
         print(line)
