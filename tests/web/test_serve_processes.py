@@ -56,7 +56,9 @@ def test_links_follow_the_port_served(serve, free_tcp_port: int, runtime: Runtim
 
     def confirmation() -> str | None:
         outbox = runtime.settings.outbox
-        messages = list(mailbox.Maildir(outbox, create=False)) if outbox.exists() else []
+        # The confirmation goes out after the answer: the Maildir may be half made right now.
+        ready = (outbox / "cur").exists()
+        messages = list(mailbox.Maildir(outbox, create=False)) if ready else []
         return messages[0].as_string() if messages else None
 
     wait_for(confirmation, what="the confirmation email")
