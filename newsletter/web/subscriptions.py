@@ -17,6 +17,7 @@ from newsletter import subscriptions
 from newsletter.dispatch.welcome import welcome
 from newsletter.errors import IllegalTransition, NotFound, SubscriptionError
 from newsletter.errors import ValidationError as DomainValidationError
+from newsletter.jobs import JobArg, Jobs
 from newsletter.languages import LANGUAGES, parse_languages
 from newsletter.models import EventSource, Subscriber, SubscriberStatus
 from newsletter.tokens import TokenData, TokenPurpose
@@ -238,11 +239,15 @@ def confirm(request: Request, token: str, session: SessionDep, runtime: RuntimeD
     lang = _page_lang(request, subscriber)
     subscriber = _confirmable(subscriber)
     welcomed = None
+    deferred = DeferredJobs()
     if subscriber.status == SubscriberStatus.pending:
         subscriptions.confirm(session, subscriber.id, source=EventSource.link)
-        # A new reader gets the latest edition, if recent (sent once the session commits).
-        welcomed = welcome(session, runtime.settings, subscriber.id, runtime.jobs)
-    return render(
+        # A new reader gets the latest edition, if recent: its delivery is planned in this
+        # transaction, its job handed over once the answer is out (the page does not wait
+        # for the rendering and the SMTP exchange; should the process stop first, the tick
+        # enqueues the delivery).
+        welcomed = welcome(session, runtime.settings, subscriber.id, deferred)
+    response = render(
         request,
         "confirmed.html",
         lang,
@@ -250,6 +255,23 @@ def confirm(request: Request, token: str, session: SessionDep, runtime: RuntimeD
         headers=PRIVATE,
         switch=_on_link(token, "/confirm/"),
     )
+    if deferred.jobs:
+        response.background = request.app.state.after_response.later(deferred.publish, runtime.jobs)
+    return response
+
+
+class DeferredJobs:
+    """Jobs noted during a request and enqueued after its answer is sent."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[str, dict[str, JobArg]]] = []
+
+    def enqueue(self, session: Session | None, name: str, **kwargs: JobArg) -> None:
+        self.jobs.append((name, kwargs))
+
+    def publish(self, jobs: Jobs) -> None:
+        for name, kwargs in self.jobs:
+            jobs.enqueue(None, name, **kwargs)
 
 
 def _confirmable(subscriber: Subscriber) -> Subscriber:
