@@ -12,27 +12,24 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
+
+from newsletter import dispatch
+from newsletter.dispatch.handoff import JobArg, Jobs
 
 if TYPE_CHECKING:
     from newsletter.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-JobArg = int | str | None
 TASK_PREFIX = "newsletter."  # Celery task name = TASK_PREFIX + job name
 
 Publish = Callable[[str, dict[str, JobArg]], None]
 
 _PENDING_KEY = "newsletter.jobs.pending"
-
-
-class Jobs(Protocol):
-    def enqueue(self, session: Session | None, name: str, **kwargs: JobArg) -> None:
-        """Hand a job over once `session` commits (at once when session is None)."""
 
 
 def _check(name: str) -> None:
@@ -163,37 +160,32 @@ class Job:
 
 
 def _send_batch(runtime: Runtime, kwargs: dict[str, Any]) -> Any:
-    from newsletter.dispatch import send_batch
-
-    return send_batch(
+    return dispatch.send_batch(
         runtime.sessions,
         runtime.settings,
         runtime.transport,
         edition_id=int(kwargs["edition_id"]),
         first_id=int(kwargs["first_id"]),
         last_id=None if kwargs.get("last_id") is None else int(kwargs["last_id"]),
+        sender=runtime.sender,
     )
 
 
 def _plan(runtime: Runtime, kwargs: dict[str, Any]) -> Any:
-    from newsletter.dispatch import plan_rest
-
-    return plan_rest(runtime.sessions, runtime.settings, int(kwargs["edition_id"]), runtime.jobs)
+    return dispatch.plan_rest(
+        runtime.sessions, runtime.settings, int(kwargs["edition_id"]), runtime.jobs
+    )
 
 
 def _send_confirmation(runtime: Runtime, kwargs: dict[str, Any]) -> Any:
-    from newsletter.dispatch import send_confirmation
-
-    return send_confirmation(
+    return dispatch.send_confirmation(
         runtime.sessions, runtime.settings, runtime.transport, int(kwargs["subscriber_id"])
     )
 
 
 def _tick(runtime: Runtime, kwargs: dict[str, Any]) -> Any:
-    from newsletter.dispatch import tick
-
     with runtime.session() as session:
-        return tick(session, runtime.settings, runtime.jobs)
+        return dispatch.tick(session, runtime.settings, runtime.jobs)
 
 
 def _retry_in(report: Any) -> float | None:
@@ -256,3 +248,17 @@ def run_job(runtime: Runtime, name: str, kwargs: dict[str, Any]) -> Any:
     if job is None:
         raise ValueError(f"unknown job {name!r}")
     return job.handler(runtime, kwargs)
+
+
+__all__ = [
+    "JOBS",
+    "JOB_NAMES",
+    "TASK_PREFIX",
+    "CeleryJobs",
+    "InProcessJobs",
+    "Job",
+    "JobArg",
+    "Jobs",
+    "RetryPolicy",
+    "run_job",
+]

@@ -34,6 +34,7 @@ from newsletter.languages import parse_languages
 from newsletter.links import unsubscribe_url
 from newsletter.models import Edition
 from newsletter.rendering import inline_css, render_edition, render_email
+from newsletter.transport import dot_stuff
 
 # The length of a real unsubscribe token, so previews weigh what real messages weigh.
 _PREVIEW_TOKEN = "preview-AAAAAAAAAAAAAAAAAAAAAAAAAAAA"
@@ -295,7 +296,7 @@ class MessageTemplate:
             tokens["list_headers"].encode(),
         )
         self._pieces, self._kinds = self._split(data, tokens)
-        stuffed = re.sub(rb"(?m)^\.", b"..", data)  # SMTP dot-stuffing, once
+        stuffed = dot_stuff(data)  # SMTP's framing, done once per variant
         self._smtp_pieces, _ = self._split(stuffed, tokens)
 
     @staticmethod

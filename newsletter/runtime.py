@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -13,18 +13,25 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.config import Settings
 from newsletter.db import make_engine, make_session_factory, session_scope
+from newsletter.errors import ConfigError
 
 if TYPE_CHECKING:
-    from newsletter.jobs import Jobs
+    from newsletter.dispatch.handoff import Jobs
+    from newsletter.dispatch.sending import Sender
     from newsletter.transport import Transport
 
 
 @dataclass
 class Runtime:
+    """Built once per process by its edge (the CLI, the web app, a worker): the composition
+    root. `broker_jobs` is how the edge hands jobs to a broker when one is configured (the
+    domain never imports Celery or workers; see workers.publish)."""
+
     settings: Settings
     _engine: Engine | None = field(default=None, repr=False)
     _jobs: Jobs | None = field(default=None, repr=False)
     _transport: Transport | None = field(default=None, repr=False)
+    broker_jobs: Callable[[Settings], Jobs] | None = field(default=None, repr=False)
 
     @cached_property
     def engine(self) -> Engine:
@@ -42,16 +49,25 @@ class Runtime:
 
     @cached_property
     def jobs(self) -> Jobs:
-        """Celery when a broker is configured, otherwise jobs run in this process."""
-        from newsletter.jobs import CeleryJobs, InProcessJobs, run_job
+        """The broker's when one is configured, otherwise jobs run in this process."""
+        from newsletter.jobs import InProcessJobs, run_job
 
         if self._jobs is not None:
             return self._jobs
         if self.settings.broker_url:
-            from workers.celery_app import create_app
-
-            return CeleryJobs(create_app(self.settings))
+            if self.broker_jobs is None:
+                raise ConfigError(
+                    "NEWSLETTER_BROKER_URL is set but this process cannot publish to a broker"
+                )
+            return self.broker_jobs(self.settings)
         return InProcessJobs(lambda name, kwargs: run_job(self, name, kwargs))
+
+    @cached_property
+    def sender(self) -> Sender:
+        """The process's send engine: prepared variants, pacer, signer, Message-ID domain."""
+        from newsletter.dispatch.sending import Sender
+
+        return Sender(self.settings)
 
     @property
     def transport(self) -> Transport:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import mailbox
+import re
 import smtplib
 import ssl
 from collections.abc import Callable, Sequence
@@ -64,6 +65,16 @@ def sender_of(item: Item, default: str) -> str:
     return (item[2] or default) if len(item) > 2 else default  # type: ignore[misc]
 
 
+_LINE_START_DOT = re.compile(rb"(?m)^\.")
+
+
+def dot_stuff(data: bytes) -> bytes:
+    """SMTP DATA transparency (RFC 5321 4.5.2): a line that starts with a dot gets a second
+    one. The one place it is done: SmtpTransport.frame uses it per message, and a prepared
+    variant (messages.MessageTemplate) once, so that its substitutions need none."""
+    return _LINE_START_DOT.sub(b"..", data)
+
+
 def joined(data: MessageData) -> bytes:
     return data if isinstance(data, bytes) else b"".join(data)
 
@@ -73,6 +84,10 @@ class Transport(Protocol):
 
     # True: send() wants MessageTemplate.render_smtp bytes; False: MessageTemplate.render.
     dot_stuffed: bool
+
+    def frame(self, data: bytes) -> bytes:
+        """A whole message made ready for send() (SMTP: dot-stuffed, ending with CRLF)."""
+        ...
 
     def open(self) -> None: ...
 
@@ -132,6 +147,9 @@ class MaildirTransport(_TransportBase):
     """Delivers into a Maildir folder (made if missing): the embedded default."""
 
     dot_stuffed = False
+
+    def frame(self, data: bytes) -> bytes:
+        return data
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -214,6 +232,10 @@ class SmtpTransport(_TransportBase):
     """
 
     dot_stuffed = True
+
+    def frame(self, data: bytes) -> bytes:
+        stuffed = dot_stuff(data)
+        return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
 
     def __init__(self, url: str, *, local_hostname: str | None = None) -> None:
         self.options = SmtpOptions.from_url(url)

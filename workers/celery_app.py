@@ -10,6 +10,12 @@ from celery.signals import worker_init, worker_process_init
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
 
+# Redis hands a message not acknowledged within this time to another worker, and a task
+# waiting out a countdown is such a message: this must exceed the longest countdown any task
+# is given (a postponed delivery waits at most store.MAX_BACKOFF, an hour), or the task would
+# run twice. Two hours and a bit.
+VISIBILITY_TIMEOUT = 2 * 3600 + 600
+
 
 def create_app(settings: Settings, *, tick_every: float | None = None) -> Celery:
     """A Celery app on settings.broker_url with the sending engine's guarantees; beat ticks
@@ -36,6 +42,7 @@ def create_app(settings: Settings, *, tick_every: float | None = None) -> Celery
         worker_send_task_events=False,
         task_send_sent_event=False,
         beat_schedule={"tick": {"task": "newsletter.tick", "schedule": tick_every}},
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
         timezone="UTC",
     )
     app.newsletter_settings = settings  # type: ignore[attr-defined]

@@ -17,7 +17,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 def get_runtime(ctx: click.Context) -> Runtime:
     root = ctx.find_root()
     if not isinstance(root.obj, Runtime):
-        root.obj = Runtime(Settings.from_env())
+        from workers.publish import celery_jobs
+
+        root.obj = Runtime(Settings.from_env(), broker_jobs=celery_jobs)
         root.call_on_close(root.obj.dispose)
     return root.obj
 

@@ -4,7 +4,6 @@ state is in the subscriber's row, so the tick retries what could not leave."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,25 +15,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter import links
 from newsletter.config import Settings
-from newsletter.dispatch.sending import signer_for
 from newsletter.dispatch.store import as_utc
 from newsletter.models import Subscriber, SubscriberStatus, utcnow
 from newsletter.returnpath import InboundAddress
 from newsletter.transport import Outcome, SendResult, Transport
 
 if TYPE_CHECKING:
-    from newsletter.jobs import Jobs
+    from newsletter.dispatch.handoff import Jobs
 
 log = logging.getLogger(__name__)
-
-_LINE_START_DOT = re.compile(rb"(?m)^\.")
-
-
-def dot_stuff(data: bytes) -> bytes:
-    """SMTP DATA transparency (RFC 5321 4.5.2), ending with CRLF."""
-    stuffed = _LINE_START_DOT.sub(b"..", data)
-    return stuffed if stuffed.endswith(b"\r\n") else stuffed + b"\r\n"
-
 
 # The confirmation's retry policy: in the database, driven by the tick. The first retry
 # after this many seconds, doubled each time, at most RETRY_CAP; given up when the request
@@ -60,13 +49,13 @@ def send_confirmation(
     """Mail the confirm link to a pending subscriber (None when there is nobody to confirm),
     and record how it went: sent, or when the tick tries again (never raises for the relay)."""
     from newsletter.messages import confirmation_message
-    from newsletter.tokens import TokenPurpose
+    from newsletter.tokens import TokenPurpose, TokenSigner
 
     with sessions.begin() as session:
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None or subscriber.status is not SubscriberStatus.pending:
             return None
-        token = signer_for(settings.secret_key).make(
+        token = TokenSigner(settings.secret_key).make(
             TokenPurpose.confirm, subscriber.id, salt=subscriber.link_salt
         )
         domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or settings.base_host
@@ -82,13 +71,12 @@ def send_confirmation(
         inbound = InboundAddress.of(settings)
         sender = (
             inbound.return_path(
-                signer_for(settings.secret_key), subscriber.id, salt=subscriber.link_salt
+                TokenSigner(settings.secret_key), subscriber.id, salt=subscriber.link_salt
             )
             if inbound
             else None
         )
-    if transport.dot_stuffed:
-        data = dot_stuff(data)
+    data = transport.frame(data)
     with transport:
         result = transport.send(parseaddr(settings.from_address)[1], [(email, data, sender)])[0]
     with sessions.begin() as session:

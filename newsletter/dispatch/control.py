@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.dispatch import store
+from newsletter.dispatch.handoff import Jobs
 from newsletter.dispatch.planning import edition_for_update, enqueue_batches, enqueue_planning
 from newsletter.dispatch.states import move
 from newsletter.errors import IllegalTransition, NotFound
-from newsletter.jobs import Jobs
 from newsletter.models import DeliveryStatus, Edition, EditionStatus, utcnow
 
 

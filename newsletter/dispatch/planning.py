@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from newsletter.config import Settings
 from newsletter.dispatch import store
+from newsletter.dispatch.handoff import Jobs
 from newsletter.dispatch.states import can_move, move
 from newsletter.errors import Conflict, IllegalTransition, NotFound
-from newsletter.jobs import Jobs
 from newsletter.languages import parse_fallback
 from newsletter.models import Edition, EditionStatus, Subscriber, SubscriberStatus, utcnow
 

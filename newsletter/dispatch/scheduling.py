@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.dispatch import store
+from newsletter.dispatch.handoff import Jobs
 from newsletter.dispatch.planning import enqueue_batches, enqueue_planning, start_send
 from newsletter.dispatch.welcome import late_editions
 from newsletter.errors import Conflict, EditionIncomplete
-from newsletter.jobs import Jobs
 from newsletter.models import Edition, EditionStatus, utcnow
 from newsletter.scheduler import record_tick
 

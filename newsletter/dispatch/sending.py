@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parseaddr
-from functools import lru_cache, partial
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select
@@ -34,6 +35,7 @@ from newsletter.transport import Item, Outcome, SendResult, Transport
 
 if TYPE_CHECKING:
     from newsletter.messages import MessageTemplate
+    from newsletter.tokens import TokenSigner
 
 CLAIM_SIZE = 100  # deliveries taken per claim; pause and cancel are honoured between claims
 SENDS = (EditionStatus.sending, EditionStatus.sent)  # the states in which batches send
@@ -70,51 +72,38 @@ class BatchReport:
 
 
 class Pacer:
-    """Keeps a worker at or under `rate` messages per second (None: no cap)."""
+    """Keeps a process at or under `rate` messages per second (None: no cap); thread-safe."""
 
     def __init__(self, rate: float | None) -> None:
         self.interval = 1.0 / rate if rate else 0.0
         self.next_at = time.monotonic()
+        self._lock = threading.Lock()
 
     def chunk(self, default: int) -> int:
         # Under a cap, send about a second's worth between two progress writes.
         return max(1, min(default, int(1.0 / self.interval))) if self.interval else default
 
     def wait(self, count: int) -> None:
+        """Sleep until `count` more messages may leave, and book their time."""
         if not self.interval:
             return
-        now = time.monotonic()
-        if self.next_at > now:
-            time.sleep(self.next_at - now)
-        self.next_at = max(self.next_at, now) + count * self.interval
+        with self._lock:
+            now = time.monotonic()
+            start = max(self.next_at, now)
+            self.next_at = start + count * self.interval
+        if start > now:
+            time.sleep(start - now)
 
 
-_pacers: dict[float | None, Pacer] = {}
-
-
-def pacer_for(rate: float | None) -> Pacer:
-    """One pacer per process: the cap holds across the batches a worker runs."""
-    pacer = _pacers.get(rate)
-    if pacer is None:
-        pacer = _pacers[rate] = Pacer(rate)
-    return pacer
-
-
-@lru_cache(maxsize=4)
-def signer_for(secret_key: str) -> Any:
-    from newsletter.tokens import TokenSigner
-
-    return TokenSigner(secret_key)
-
-
-def envelope_senders(settings: Settings, edition_id: int) -> Callable[[Claim], str] | None:
+def envelope_senders(
+    settings: Settings, edition_id: int, signer: TokenSigner
+) -> Callable[[Claim], str] | None:
     """The hook for a per-message envelope sender (VERP): a function giving each claimed
     reader's MAIL FROM, inbound+<token>@host, or None (no NEWSLETTER_INBOUND_ADDRESS) for
     NEWSLETTER_FROM's address on every message."""
     address = InboundAddress.of(settings)
     if address is None:
         return None
-    signer = signer_for(settings.secret_key)
 
     def sender(c: Claim) -> str:
         return address.return_path(signer, c.subscriber_id, edition_id, salt=c.link_salt)
@@ -122,12 +111,13 @@ def envelope_senders(settings: Settings, edition_id: int) -> Callable[[Claim], s
     return sender
 
 
-def unsubscribe_mailtos(settings: Settings, edition_id: int) -> Callable[[Claim], str] | None:
+def unsubscribe_mailtos(
+    settings: Settings, edition_id: int, signer: TokenSigner
+) -> Callable[[Claim], str] | None:
     """Each reader's List-Unsubscribe mailto address, or None without an inbound address."""
     address = InboundAddress.of(settings)
     if address is None:
         return None
-    signer = signer_for(settings.secret_key)
 
     def mailto(c: Claim) -> str:
         return address.unsubscribe_address(signer, c.subscriber_id, edition_id, salt=c.link_salt)
@@ -135,50 +125,68 @@ def unsubscribe_mailtos(settings: Settings, edition_id: int) -> Callable[[Claim]
     return mailto
 
 
-def message_id_suffix(settings: Settings, edition_id: int) -> str:
-    """The part of every Message-ID after the delivery id: keyed per edition, not guessable."""
-    tag = hmac.new(settings.secret_key.encode(), f"edition:{edition_id}".encode(), hashlib.sha256)
-    domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or settings.base_host
-    return f".{tag.hexdigest()[:12]}@{domain}>"
+class Sender:
+    """The send engine of one process, built once at the composition root (Runtime.sender)
+    and shared by its threads: the prepared variants, the pacer (the rate limit holds across
+    the batches the process runs), the token signer and the Message-ID domain."""
 
+    KEEP_EDITIONS = 2  # editions whose variants stay prepared: memory stays flat
 
-# Language set -> the variant prepared once in this process, for the edition in _variants_of.
-_variants: dict[tuple[str, ...], MessageTemplate] = {}
-_variants_of: list[Any] = [None]
+    def __init__(self, settings: Settings) -> None:
+        from newsletter.tokens import TokenSigner
 
+        self.settings = settings
+        self.signer = TokenSigner(settings.secret_key)
+        self.pacer = Pacer(settings.rate_limit)
+        self.domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or settings.base_host
+        # edition key -> language set -> the variant prepared once in this process
+        self._variants: dict[tuple[Any, ...], dict[tuple[str, ...], MessageTemplate]] = {}
+        self._lock = threading.Lock()
 
-def variants_for(
-    sessions: sessionmaker[Session],
-    settings: Settings,
-    edition_key: tuple[Any, ...],
-    sets: set[tuple[str, ...]],
-) -> dict[tuple[str, ...], MessageTemplate]:
-    """Each language set is rendered and inlined once per process, then only substituted.
+    def message_id_suffix(self, edition_id: int) -> str:
+        """The part of every Message-ID after the delivery id: keyed per edition, not
+        guessable."""
+        key = self.settings.secret_key.encode()
+        tag = hmac.new(key, f"edition:{edition_id}".encode(), hashlib.sha256)
+        return f".{tag.hexdigest()[:12]}@{self.domain}>"
 
-    `edition_key` names the edition and the settings it is rendered with; one at a time is
-    kept, so memory stays flat however many editions a worker sends.
-    """
-    if _variants_of[0] != edition_key:
-        _variants.clear()
-        _variants_of[0] = edition_key
-    missing = sets - _variants.keys()
-    if missing:
-        from newsletter.messages import prepare_edition_messages
+    def is_prepared(self, edition_key: tuple[Any, ...], languages: str) -> bool:
+        with self._lock:
+            return tuple(languages.split(",")) in self._variants.get(edition_key, {})
 
-        edition_id = edition_key[0]
-        with sessions() as session:
-            edition = session.get(Edition, edition_id)
-            assert edition is not None
-            prepared = prepare_edition_messages(
-                session,
-                settings,
-                edition,
-                sorted(missing),
-                fallback_language=edition.fallback_language,
-            )
-        for langs, template in prepared.items():
-            _variants[tuple(langs)] = template
-    return {s: _variants[s] for s in sets}
+    def variants_for(
+        self,
+        sessions: sessionmaker[Session],
+        edition_key: tuple[Any, ...],
+        sets: set[tuple[str, ...]],
+    ) -> dict[tuple[str, ...], MessageTemplate]:
+        """Each language set is rendered and inlined once per process, then only substituted.
+
+        `edition_key` names the edition and the settings it is rendered with. One thread
+        renders what is missing while the others wait for it, never twice.
+        """
+        with self._lock:
+            prepared = self._variants.pop(edition_key, None) or {}
+            self._variants[edition_key] = prepared  # the most recent last
+            while len(self._variants) > self.KEEP_EDITIONS:
+                del self._variants[next(iter(self._variants))]
+            missing = sets - prepared.keys()
+            if missing:
+                from newsletter.messages import prepare_edition_messages
+
+                with sessions() as session:
+                    edition = session.get(Edition, edition_key[0])
+                    assert edition is not None
+                    made = prepare_edition_messages(
+                        session,
+                        self.settings,
+                        edition,
+                        sorted(missing),
+                        fallback_language=edition.fallback_language,
+                    )
+                for langs, template in made.items():
+                    prepared[tuple(langs)] = template
+            return {s: prepared[s] for s in sets}
 
 
 def send_batch(
@@ -190,10 +198,12 @@ def send_batch(
     first_id: int,
     last_id: int | None = None,
     now: Callable[[], datetime] = utcnow,
+    sender: Sender | None = None,
 ) -> BatchReport:
-    """Send the queued deliveries of one id range while the edition is sending."""
+    """Send the queued deliveries of one id range while the edition is sending, with the
+    process's `sender` (a fresh one, with cold caches, when none is given)."""
     report = BatchReport()
-    pacer = pacer_for(settings.rate_limit)
+    sender = sender or Sender(settings)
     edition_key: tuple[Any, ...] | None = None
     keeper = ClaimKeeper(sessions, edition_id, settings.stale_after * HEARTBEAT_SHARE, now)
     try:
@@ -217,7 +227,7 @@ def send_batch(
                 if not claims:
                     break
                 _send_claims(
-                    sessions, settings, transport, edition_key, claims, report, pacer, now, keeper
+                    sessions, settings, transport, edition_key, claims, report, sender, now, keeper
                 )
     finally:
         transport.close()
@@ -253,7 +263,7 @@ def _send_claims(
     edition_key: tuple[Any, ...],
     claims: Sequence[Claim],
     report: BatchReport,
-    pacer: Pacer,
+    sender: Sender,
     now: Callable[[], datetime],
     keeper: ClaimKeeper,
 ) -> None:
@@ -265,19 +275,20 @@ def _send_claims(
     edition_id = edition_key[0]
     from newsletter.messages import Recipient
 
-    signer = signer_for(settings.secret_key)
+    signer = sender.signer
+    pacer = sender.pacer
     unsubscribe = _unsubscribe_purpose()
-    suffix = message_id_suffix(settings, edition_id)
+    suffix = sender.message_id_suffix(edition_id)
     envelope_from = parseaddr(settings.from_address)[1]
-    own_sender = envelope_senders(settings, edition_id)
-    mailto = unsubscribe_mailtos(settings, edition_id)
+    own_sender = envelope_senders(settings, edition_id, signer)
+    mailto = unsubscribe_mailtos(settings, edition_id, signer)
     base_url = settings.base_url
     dot_stuffed = transport.dot_stuffed
     step = pacer.chunk(FLUSH_EVERY)
-    for start, chunk in _stretches(active, step, lambda langs: _is_prepared(edition_key, langs)):
+    for start, chunk in _stretches(active, step, lambda la: sender.is_prepared(edition_key, la)):
         try:
-            templates = variants_for(
-                sessions, settings, edition_key, {tuple(c.languages.split(",")) for c in chunk}
+            templates = sender.variants_for(
+                sessions, edition_key, {tuple(c.languages.split(",")) for c in chunk}
             )
         except EditionIncomplete as exc:
             # Edited into an unsendable state mid-send: hand the rest back for staff to decide.
@@ -331,10 +342,6 @@ def _send_claims(
     if outcomes.skipped:  # nobody in the claim was active
         _flush(sessions, settings, edition_id, outcomes, suffix, now)
         report.add(outcomes)
-
-
-def _is_prepared(edition_key: tuple[Any, ...], languages: str) -> bool:
-    return _variants_of[0] == edition_key and tuple(languages.split(",")) in _variants
 
 
 def _stretches(

@@ -274,9 +274,12 @@ def still_sendable(session: Session, delivery_ids: Sequence[int]) -> set[int]:
     return set(session.scalars(statement, {"ids": list(delivery_ids)}))
 
 
+MAX_BACKOFF = 3600.0  # seconds: the longest a postponed delivery waits (and a batch task)
+
+
 def backoff(attempts: int, base: float) -> timedelta:
     """Exponential back-off after the n-th failed attempt, capped at an hour."""
-    return timedelta(seconds=min(3600.0, base * 2 ** max(0, attempts - 1)))
+    return timedelta(seconds=min(MAX_BACKOFF, base * 2 ** max(0, attempts - 1)))
 
 
 @cache

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session
 
 from newsletter import links
 from newsletter.config import Settings
-from newsletter.dispatch.sending import signer_for
 from newsletter.errors import DeliveryError, NotFound, ValidationError
 from newsletter.models import Edition, Subscriber, SubscriberStatus
 from newsletter.transport import Outcome, Transport
@@ -28,7 +27,7 @@ def send_test(
 ) -> list[tuple[str, ...]]:
     """Send each language set some active subscriber holds (or those asked) to `to_email`."""
     from newsletter.messages import Recipient, prepare_edition_messages
-    from newsletter.tokens import TEST_SUBSCRIBER_ID, TokenPurpose
+    from newsletter.tokens import TEST_SUBSCRIBER_ID, TokenPurpose, TokenSigner
 
     address = parseaddr(to_email)[1]
     if "@" not in address:
@@ -54,7 +53,7 @@ def send_test(
         test=True,
     )
     # A token for no subscriber: its links open a page saying it was a test, and act on nobody.
-    token = signer_for(settings.secret_key).make(
+    token = TokenSigner(settings.secret_key).make(
         TokenPurpose.unsubscribe, TEST_SUBSCRIBER_ID, edition.id, salt=0
     )
     domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or settings.base_host

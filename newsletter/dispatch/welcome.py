@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.dispatch import store
-from newsletter.jobs import Jobs
+from newsletter.dispatch.handoff import Jobs
 from newsletter.models import Edition, EditionStatus, SubscriberStatus, utcnow
 
 # Editions readers already hold (the archive's rule): a paused one sends its welcome on resume.

@@ -42,7 +42,11 @@ def create_app(
     installation's tick lease): what `serve` does when there is no broker and no Celery beat.
     """
     owned = runtime is None
-    rt = runtime if runtime is not None else Runtime(settings)
+    if runtime is None:
+        from workers.publish import celery_jobs
+
+        runtime = Runtime(settings, broker_jobs=celery_jobs)
+    rt = runtime
     ticker = Ticker(rt) if run_tick else None
 
     @asynccontextmanager

@@ -77,7 +77,9 @@ def broker_settings(settings: Settings, redis_server: RedisServer) -> Settings:
 
 @pytest.fixture
 def broker_runtime(broker_settings: Settings, engine: Engine) -> Iterator[Runtime]:
-    runtime = Runtime(broker_settings, _engine=engine)
+    from workers.publish import celery_jobs
+
+    runtime = Runtime(broker_settings, _engine=engine, broker_jobs=celery_jobs)
     yield runtime
 
 

@@ -11,6 +11,7 @@ from dispatch_kit import WEEK, active_languages, celery_worker, pg_only, wait_un
 from newsletter import dispatch
 from newsletter.models import EditionStatus
 from newsletter.runtime import Runtime
+from workers.publish import celery_jobs
 
 pytestmark = [pg_only, pytest.mark.slow]
 
@@ -44,7 +45,10 @@ def _tick_until_sent(runtime: Runtime, timeout: float = 60) -> dispatch.Progress
 @pytest.fixture
 def smtp_broker_runtime(broker_settings, engine, smtp_server):  # type: ignore[no-untyped-def]
     url, handler = smtp_server
-    return Runtime(replace(broker_settings, smtp_url=url), _engine=engine), handler
+    runtime = Runtime(
+        replace(broker_settings, smtp_url=url), _engine=engine, broker_jobs=celery_jobs
+    )
+    return runtime, handler
 
 
 def test_send_through_a_celery_worker(smtp_broker_runtime, edition, readers) -> None:  # type: ignore[no-untyped-def]
@@ -80,7 +84,7 @@ def test_two_workers_never_send_the_same_delivery(
 def _crash_test_runtime(smtp_broker_runtime):  # type: ignore[no-untyped-def]
     runtime, handler = smtp_broker_runtime
     # 40 messages a second: the crash lands mid-send, and a chunk (the window) is 40.
-    return Runtime(replace(runtime.settings, rate_limit=40.0), _engine=runtime.engine), handler
+    return replace(runtime, settings=replace(runtime.settings, rate_limit=40.0)), handler
 
 
 def _assert_everyone_once_but_window(runtime: Runtime, handler, window: int) -> None:  # type: ignore[no-untyped-def]

@@ -73,3 +73,35 @@ def test_jobs_in_savepoints_wait_for_the_real_commit(session) -> None:  # type: 
     assert ran == []
     session.commit()
     assert ran == [("plan", {"edition_id": 1}), ("tick", {})]
+
+
+def test_celery_redelivers_nothing_a_countdown_still_holds() -> None:
+    """Scenario: Redis's visibility timeout is longer than the longest countdown any task
+    gets (a postponed delivery, a plan retry), so no waiting task runs twice."""
+    from newsletter.config import Settings
+    from newsletter.dispatch.store import MAX_BACKOFF
+    from newsletter.jobs import JOBS
+    from workers.celery_app import create_app
+
+    app = create_app(Settings(broker_url="redis://127.0.0.1:1/0", secret_key="k"))
+    timeout = app.conf.broker_transport_options["visibility_timeout"]
+    longest = max(MAX_BACKOFF, *(job.retry.cap for job in JOBS.values()))
+    assert timeout > longest
+    assert sorted(name for name in app.tasks if name.startswith("newsletter.")) == sorted(
+        f"newsletter.{name}" for name in JOBS
+    )
+
+
+def test_the_domain_and_the_runtime_import_no_celery_and_no_workers() -> None:
+    """Scenario: importing the runtime, the registry and the engine in a fresh interpreter
+    loads neither Celery nor the workers package."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, newsletter.runtime, newsletter.jobs, newsletter.dispatch;"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('celery', 'workers')];"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
