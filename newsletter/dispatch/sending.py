@@ -125,6 +125,14 @@ def unsubscribe_mailtos(
     return mailto
 
 
+def message_id_suffix(settings: Settings, edition_id: int) -> str:
+    """The part of every Message-ID after the delivery id: keyed per edition, not guessable
+    (a pure function: inbound mail is matched with it too)."""
+    tag = hmac.new(settings.secret_key.encode(), f"edition:{edition_id}".encode(), hashlib.sha256)
+    domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or settings.base_host
+    return f".{tag.hexdigest()[:12]}@{domain}>"
+
+
 class Sender:
     """The send engine of one process, built once at the composition root (Runtime.sender)
     and shared by its threads: the prepared variants, the pacer (the rate limit holds across
@@ -144,11 +152,7 @@ class Sender:
         self._lock = threading.Lock()
 
     def message_id_suffix(self, edition_id: int) -> str:
-        """The part of every Message-ID after the delivery id: keyed per edition, not
-        guessable."""
-        key = self.settings.secret_key.encode()
-        tag = hmac.new(key, f"edition:{edition_id}".encode(), hashlib.sha256)
-        return f".{tag.hexdigest()[:12]}@{self.domain}>"
+        return message_id_suffix(self.settings, edition_id)
 
     def is_prepared(self, edition_key: tuple[Any, ...], languages: str) -> bool:
         with self._lock:
