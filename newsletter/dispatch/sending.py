@@ -289,7 +289,12 @@ def _send_claims(
     base_url = settings.base_url
     dot_stuffed = transport.dot_stuffed
     step = pacer.chunk(FLUSH_EVERY)
+    # Readers known active by a read with nothing slow since: the claim's own, then the one
+    # that ends each write of results (the same transaction: no round trip of its own).
+    fresh: set[int] | None = {c.subscriber_id for c in active}
     for start, chunk in _stretches(active, step, lambda la: sender.is_prepared(edition_key, la)):
+        if any(not sender.is_prepared(edition_key, la) for la in {c.languages for c in chunk}):
+            fresh = None  # rendering takes a while: read again after it
         try:
             templates = sender.variants_for(
                 sessions, edition_key, {tuple(c.languages.split(",")) for c in chunk}
@@ -304,15 +309,18 @@ def _send_claims(
             break
         pacer.wait(len(chunk))
         # Honoured before the next message leaves: whoever unsubscribed, was erased or
-        # bounced since the claim is skipped (one set-based SELECT per stretch, after the
-        # rate limit's wait, right before the stretch goes on the wire).
+        # bounced since the claim is skipped. One set-based SELECT per stretch: at the end of
+        # the previous stretch's write when the stretch follows at once, or here, after the
+        # rate limit's wait or a rendering, right before the stretch goes on the wire.
         ids = [c.delivery_id for c in chunk]
-        sendable = patiently(
-            sessions, partial(store.still_sendable, delivery_ids=ids), max_delay=keeper.every
-        )
-        if len(sendable) < len(chunk):
-            outcomes.skipped.extend(i for i in ids if i not in sendable)
-            chunk = [c for c in chunk if c.delivery_id in sendable]
+        if fresh is None or pacer.interval:
+            people = [c.subscriber_id for c in chunk]
+            fresh = patiently(
+                sessions, partial(store.still_active, subscriber_ids=people), max_delay=keeper.every
+            )
+        if any(c.subscriber_id not in fresh for c in chunk):
+            outcomes.skipped.extend(c.delivery_id for c in chunk if c.subscriber_id not in fresh)
+            chunk = [c for c in chunk if c.subscriber_id in fresh]
         batch: list[Item] = []
         for c in chunk:
             template = templates[tuple(c.languages.split(","))]
@@ -334,7 +342,8 @@ def _send_claims(
         # The keeper stops renewing these before they are written: it never waits on the
         # rows the write holds, and the write never waits on it.
         keeper.let_go(ids)
-        _flush(sessions, settings, edition_id, outcomes, suffix, now)
+        following = [c.subscriber_id for c in active[start + len(ids) :]]
+        fresh = _flush(sessions, settings, edition_id, outcomes, suffix, now, following)
         report.add(outcomes)
         if outcomes.held:  # the edition is paused: hand the rest of the claim back untried
             rest = [c.delivery_id for c in active[start + len(ids) :]]
@@ -396,10 +405,13 @@ def _flush(
     outcomes: Outcomes,
     suffix: str,
     now: Callable[[], datetime],
-) -> None:
-    """Write a stretch's results; while the database is away they wait here, in memory."""
+    following: Sequence[int] = (),
+) -> set[int] | None:
+    """Write a stretch's results; while the database is away they wait here, in memory.
+    Returns which of the `following` readers are still active, read in the same
+    transaction (None when there are none)."""
 
-    def write(session: Session) -> None:
+    def write(session: Session) -> set[int] | None:
         store.record(
             session,
             edition_id,
@@ -413,11 +425,12 @@ def _flush(
             from newsletter.subscriptions import mark_bounced
 
             mark_bounced(session, outcomes.bounced, edition_id=edition_id, detail="hard bounce")
+        return store.still_active(session, following) if following else None
 
     # Tried again at least as often as claims are renewed: once the database is back, the
     # results are in before the tick can see these claims stale twice.
     every = settings.stale_after * HEARTBEAT_SHARE
-    patiently(sessions, write, max_delay=every, what="the results of a stretch")
+    return patiently(sessions, write, max_delay=every, what="the results of a stretch")
 
 
 def _unsubscribe_purpose() -> Any:

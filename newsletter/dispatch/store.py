@@ -255,23 +255,17 @@ def claim(
 
 @cache
 def _sendable_statement(postgresql: bool) -> Select[tuple[int]]:
-    """Which claimed deliveries may still go: still ours, and their reader still active."""
-    return (
-        select(D.c.id)
-        .join(S, S.c.id == D.c.subscriber_id)
-        .where(
-            ids_match(postgresql, D.c.id, "ids"),
-            D.c.status == Q.sending.value,
-            S.c.status == SubscriberStatus.active.value,
-        )
+    """Which of these readers are still active: by primary key, nothing else read."""
+    return select(S.c.id).where(
+        ids_match(postgresql, S.c.id, "ids"), S.c.status == SubscriberStatus.active.value
     )
 
 
-def still_sendable(session: Session, delivery_ids: Sequence[int]) -> set[int]:
-    """The claimed deliveries whose reader has not unsubscribed, been erased or bounced since
-    the claim: one SELECT right before a stretch goes on the wire."""
+def still_active(session: Session, subscriber_ids: Sequence[int]) -> set[int]:
+    """The readers of a stretch who have not unsubscribed, been erased or bounced since the
+    claim: one SELECT by primary key right before the stretch goes on the wire."""
     statement = _sendable_statement(is_postgresql(session))
-    return set(session.scalars(statement, {"ids": list(delivery_ids)}))
+    return set(session.scalars(statement, {"ids": list(subscriber_ids)}))
 
 
 MAX_BACKOFF = 3600.0  # seconds: the longest a postponed delivery waits (and a batch task)
