@@ -282,7 +282,11 @@ def test_welcome_goes_through_a_celery_worker(  # type: ignore[no-untyped-def]
     """Scenario: the production shape: the web app only publishes the welcome's job to the
     broker, and a Celery worker sends it, as it sends any batch; the edition stays sent."""
     url, handler = smtp_server
-    runtime = Runtime(replace(broker_settings, smtp_url=url), _engine=engine)
+    from workers.publish import celery_jobs
+
+    runtime = Runtime(
+        replace(broker_settings, smtp_url=url), _engine=engine, broker_jobs=celery_jobs
+    )
     readers(2, sets=[("be",)])
     with celery_worker(runtime.settings):
         with runtime.session() as session:
