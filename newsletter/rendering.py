@@ -303,7 +303,13 @@ def render_edition(
         sections = []
         for lang in langs:
             tr = i18n.translations(lang)
-            link = archive_url(settings.base_url, lang, edition.week)
+            # A test copy is of an edition that may not be public yet: its "view in browser"
+            # and "read more" links open the same "this came from a test email" page.
+            link = (
+                placeholders["unsubscribe_url"]
+                if test
+                else archive_url(settings.base_url, lang, edition.week)
+            )
             views = full[lang] if paragraphs is None else _cut(full[lang], link, paragraphs)
             sections.append(
                 Section(

@@ -102,6 +102,11 @@ def test_links_of_a_test_email_say_it_was_a_test(
     url = next(link for link in links if link.startswith("https://news.example.org/unsubscribe/"))
     path = url.removeprefix("https://news.example.org")
     assert path in body(message, "plain")
+    # "View in browser" and "read more" lead to the same page, never to an archive that
+    # may not exist yet.
+    for part in ("plain", "html"):
+        assert "/archive/" not in body(message, part)
+    assert body(message, "html").count(path) >= 2
 
     page = client.get(path, headers={"Accept-Language": "ru"})
     assert page.status_code == 200
