@@ -382,10 +382,13 @@ def subscribe(
     name: str | None = None,
     source: EventSource = EventSource.form,
     consent: Consent | None = None,
+    confirmation: bool = True,
 ) -> SubscribeResult:
     """Start (or restart) a double opt-in; an active address is left as it is.
 
-    Safe when two requests subscribe one address at once: both see the same row.
+    `confirmation`: this request is promised its own confirmation email (the caller's limit
+    may say no), so one that left for an earlier request no longer counts and the tick sends
+    this one should its job be lost. Safe when two requests subscribe one address at once.
     """
     email = normalise_email(email)
     langs = format_languages(parse_languages(languages))
@@ -432,6 +435,9 @@ def subscribe(
     subscriber.name = name or subscriber.name
     for column, value in consent_cols.items():
         setattr(subscriber, column, value)
+    if confirmation:  # in the row's one write, so the answer takes no longer
+        subscriber.confirm_sent_at = subscriber.confirm_due_at = subscriber.confirm_error = None
+        subscriber.confirm_attempts = 0
     if subscriber.status == S.pending:
         subscriber.updated_at = now
         _event(session, subscriber.id, EventKind.subscribed, source, detail={"languages": langs})

@@ -46,14 +46,20 @@ def send_confirmation(
     *,
     now: Callable[[], datetime] = utcnow,
 ) -> SendResult | None:
-    """Mail the confirm link to a pending subscriber (None when there is nobody to confirm),
-    and record how it went: sent, or when the tick tries again (never raises for the relay)."""
+    """Mail the confirm link to a pending subscriber (None when there is nobody to confirm, or
+    their request's confirmation has left already: a job run twice, or queued again by the
+    tick while slow, mails once), and record how it went: sent, or when the tick tries again
+    (never raises for the relay)."""
     from newsletter.messages import confirmation_message
     from newsletter.tokens import TokenPurpose, TokenSigner
 
     with sessions.begin() as session:
         subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is None or subscriber.status is not SubscriberStatus.pending:
+        if (
+            subscriber is None
+            or subscriber.status is not SubscriberStatus.pending
+            or subscriber.confirm_sent_at is not None
+        ):
             return None
         token = TokenSigner(settings.secret_key).make(
             TokenPurpose.confirm, subscriber.id, salt=subscriber.link_salt

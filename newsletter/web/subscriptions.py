@@ -151,7 +151,13 @@ def subscribe(
     )
     try:
         result = subscriptions.subscribe(
-            session, secret, email, langs, name=name or None, consent=consent
+            session,
+            secret,
+            email,
+            langs,
+            name=name or None,
+            consent=consent,
+            confirmation=may_confirm,
         )
     except DomainValidationError:
         session.rollback()

@@ -213,7 +213,8 @@ def test_test_copies(smtp_runtime, edition, readers) -> None:  # type: ignore[no
 
 def test_confirmation_job(smtp_runtime) -> None:  # type: ignore[no-untyped-def]
     """Scenario: the send_confirmation job mails a working confirm link to a pending reader
-    only; a server saying "try later" is recorded with the time the tick tries again."""
+    only, and once (run again, it sends nothing); a server saying "try later" is recorded
+    with the time the tick tries again."""
     import re
 
     from newsletter.jobs import run_job
@@ -238,11 +239,16 @@ def test_confirmation_job(smtp_runtime) -> None:  # type: ignore[no-untyped-def]
     token = re.search(r"https://news\.example\.org/confirm/([\w-]+)", body).group(1)
     assert TokenSigner(key).read(token, TokenPurpose.confirm).subscriber_id == pending.id
 
+    assert run_job(runtime, "send_confirmation", {"subscriber_id": pending.id}) is None
+    assert len(handler.by_recipient()["new@example.org"]) == 1
+
+    with runtime.session() as session:
+        later = add_subscriber(session, key, "later@example.org", ("en",), confirmed=False)
     handler.fail_all_with = "421 4.3.0 try later"
-    result = run_job(runtime, "send_confirmation", {"subscriber_id": pending.id})
+    result = run_job(runtime, "send_confirmation", {"subscriber_id": later.id})
     assert result.outcome is Outcome.temporary
     with runtime.session() as session:
-        row = session.get(Subscriber, pending.id)
+        row = session.get(Subscriber, later.id)
         assert row.confirm_attempts == 1 and "421" in row.confirm_error
         assert row.confirm_due_at is not None  # the tick tries again then
 
