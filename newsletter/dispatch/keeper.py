@@ -68,32 +68,33 @@ class ClaimKeeper:
         self.edition_id = edition_id
         self.every = every
         self.now = now
-        self._held: set[int] = set()
+        self._held: dict[int, int] = {}  # delivery id -> its claim's token
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.renewals = 0  # successful renewals, for tests and logs
 
-    def hold(self, delivery_ids: Iterable[int]) -> None:
+    def hold(self, tokens: store.Tokens) -> None:
         with self._lock:
-            self._held.update(delivery_ids)
+            self._held.update(tokens)
 
     def let_go(self, delivery_ids: Iterable[int]) -> None:
         with self._lock:
-            self._held.difference_update(delivery_ids)
+            for delivery_id in delivery_ids:
+                self._held.pop(delivery_id, None)
 
     def renew(self) -> bool:
         """One renewal; False when the database could not be reached (tried again later)."""
         with self._lock:
-            ids = sorted(self._held)
+            held = dict(self._held)
         try:
             with self.sessions.begin() as session:
                 at = self.now()
-                if ids:
-                    store.renew(session, ids, at)
+                if held:
+                    store.renew(session, held, at)
                 store.touch(session, self.edition_id, at)
         except DBAPIError as exc:
-            log.warning("could not renew %d claims: %s", len(ids), exc)
+            log.warning("could not renew %d claims: %s", len(held), exc)
             return False
         self.renewals += 1
         return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +37,8 @@ from newsletter.transport import Item, Outcome, SendResult, Transport
 if TYPE_CHECKING:
     from newsletter.messages import MessageTemplate
     from newsletter.tokens import TokenSigner
+
+log = logging.getLogger(__name__)
 
 CLAIM_SIZE = 100  # deliveries taken per claim; pause and cancel are honoured between claims
 SENDS = (EditionStatus.sending, EditionStatus.sent)  # the states in which batches send
@@ -274,8 +277,9 @@ def _send_claims(
     # Grouped by language set: a stretch needs few variants, so a fresh worker's first
     # message waits for the rendering of one or two of them, not of all fifteen.
     active = sorted((c for c in claims if c.active), key=lambda c: c.languages)
+    tokens = {c.delivery_id: c.attempts for c in claims}
     outcomes = Outcomes(skipped=[c.delivery_id for c in claims if not c.active])
-    keeper.hold(c.delivery_id for c in active)
+    keeper.hold({c.delivery_id: c.attempts for c in active})
     edition_id = edition_key[0]
     from newsletter.messages import Recipient
 
@@ -289,19 +293,20 @@ def _send_claims(
     base_url = settings.base_url
     dot_stuffed = transport.dot_stuffed
     step = pacer.chunk(FLUSH_EVERY)
-    # Readers known active by a read with nothing slow since: the claim's own, then the one
-    # that ends each write of results (the same transaction: no round trip of its own).
-    fresh: set[int] | None = {c.subscriber_id for c in active}
+    # The deliveries still held, each with whether its reader is active, by a read with
+    # nothing slow since: the claim's own, then the one that ends each write of results (the
+    # same transaction: no round trip of its own).
+    held: dict[int, bool] | None = dict.fromkeys((c.delivery_id for c in active), True)
     for start, chunk in _stretches(active, step, lambda la: sender.is_prepared(edition_key, la)):
         if any(not sender.is_prepared(edition_key, la) for la in {c.languages for c in chunk}):
-            fresh = None  # rendering takes a while: read again after it
+            held = None  # rendering takes a while: read again after it
         try:
             templates = sender.variants_for(
                 sessions, edition_key, {tuple(c.languages.split(",")) for c in chunk}
             )
         except EditionIncomplete as exc:
             # Edited into an unsendable state mid-send: hand the rest back for staff to decide.
-            rest = [c.delivery_id for c in active[start:]]
+            rest = {c.delivery_id: c.attempts for c in active[start:]}
             keeper.let_go(rest)
             with sessions.begin() as session:
                 store.release(session, rest)
@@ -309,18 +314,26 @@ def _send_claims(
             break
         pacer.wait(len(chunk))
         # Honoured before the next message leaves: whoever unsubscribed, was erased or
-        # bounced since the claim is skipped. One set-based SELECT per stretch: at the end of
-        # the previous stretch's write when the stretch follows at once, or here, after the
-        # rate limit's wait or a rendering, right before the stretch goes on the wire.
+        # bounced since the claim is skipped, and a delivery whose claim was taken (this
+        # worker was away longer than the tick waits) is left to its new holder. One
+        # set-based SELECT per stretch: at the end of the previous stretch's write when the
+        # stretch follows at once, or here, after the rate limit's wait or a rendering, right
+        # before the stretch goes on the wire.
         ids = [c.delivery_id for c in chunk]
-        if fresh is None or pacer.interval:
-            people = [c.subscriber_id for c in chunk]
-            fresh = patiently(
-                sessions, partial(store.still_active, subscriber_ids=people), max_delay=keeper.every
+        if held is None or pacer.interval:
+            held = patiently(
+                sessions,
+                partial(store.still_held, tokens={i: tokens[i] for i in ids}),
+                max_delay=keeper.every,
             )
-        if any(c.subscriber_id not in fresh for c in chunk):
-            outcomes.skipped.extend(c.delivery_id for c in chunk if c.subscriber_id not in fresh)
-            chunk = [c for c in chunk if c.subscriber_id in fresh]
+        if any(held.get(i) is not True for i in ids):
+            taken = [i for i in ids if i not in held]
+            if taken:
+                log.warning(
+                    "%d claims were taken from this worker: left to their holder", len(taken)
+                )
+            outcomes.skipped.extend(i for i in ids if held.get(i) is False)
+            chunk = [c for c in chunk if held.get(c.delivery_id)]
         batch: list[Item] = []
         for c in chunk:
             template = templates[tuple(c.languages.split(","))]
@@ -342,18 +355,17 @@ def _send_claims(
         # The keeper stops renewing these before they are written: it never waits on the
         # rows the write holds, and the write never waits on it.
         keeper.let_go(ids)
-        following = [c.subscriber_id for c in active[start + len(ids) :]]
-        fresh = _flush(sessions, settings, edition_id, outcomes, suffix, now, following)
+        following = {c.delivery_id: c.attempts for c in active[start + len(ids) :]}
+        held = _flush(sessions, settings, edition_id, outcomes, tokens, suffix, now, following)
         report.add(outcomes)
         if outcomes.held:  # the edition is paused: hand the rest of the claim back untried
-            rest = [c.delivery_id for c in active[start + len(ids) :]]
-            keeper.let_go(rest)
-            patiently(sessions, partial(store.release, delivery_ids=rest), max_delay=keeper.every)
+            keeper.let_go(following)
+            patiently(sessions, partial(store.release, tokens=following), max_delay=keeper.every)
             report.paused = outcomes.hold_reason
             return
         outcomes = Outcomes()
     if outcomes.skipped:  # nobody in the claim was active
-        _flush(sessions, settings, edition_id, outcomes, suffix, now)
+        _flush(sessions, settings, edition_id, outcomes, tokens, suffix, now)
         report.add(outcomes)
 
 
@@ -403,19 +415,21 @@ def _flush(
     settings: Settings,
     edition_id: int,
     outcomes: Outcomes,
+    tokens: store.Tokens,
     suffix: str,
     now: Callable[[], datetime],
-    following: Sequence[int] = (),
-) -> set[int] | None:
+    following: store.Tokens | None = None,
+) -> dict[int, bool] | None:
     """Write a stretch's results; while the database is away they wait here, in memory.
-    Returns which of the `following` readers are still active, read in the same
-    transaction (None when there are none)."""
+    Returns which of the `following` deliveries are still held, and whether their readers
+    are active, read in the same transaction (None when there are none)."""
 
-    def write(session: Session) -> set[int] | None:
+    def write(session: Session) -> dict[int, bool] | None:
         store.record(
             session,
             edition_id,
             outcomes,
+            tokens,
             now=now(),
             message_id_suffix=suffix,
             retry_backoff=settings.retry_backoff,
@@ -425,7 +439,7 @@ def _flush(
             from newsletter.subscriptions import mark_bounced
 
             mark_bounced(session, outcomes.bounced, edition_id=edition_id, detail="hard bounce")
-        return store.still_active(session, following) if following else None
+        return store.still_held(session, following) if following else None
 
     # Tried again at least as often as claims are renewed: once the database is back, the
     # results are in before the tick can see these claims stale twice.

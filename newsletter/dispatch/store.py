@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -21,6 +21,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -101,6 +102,18 @@ def ids_match(
 
 def id_in(session: Session, column: ColumnElement[int], ids: Sequence[int]) -> ColumnElement[bool]:
     return ids_match(is_postgresql(session), column, ids)
+
+
+# A claim's fencing token is the `attempts` its claim set: each claim adds one, so a claim
+# the tick took and another worker made again carries a higher one. Maps delivery id to it.
+Tokens = Mapping[int, int]
+
+
+def held_by(tokens: Tokens, ids: Iterable[int]) -> ColumnElement[bool]:
+    """These deliveries are still in flight under the claims that hold `tokens`: a write
+    under this condition never touches a claim the tick took and another worker made since."""
+    pairs = [(i, tokens[i]) for i in ids]
+    return (D.c.status == Q.sending.value) & tuple_(D.c.id, D.c.attempts).in_(pairs)
 
 
 def plan_chunk(
@@ -254,18 +267,25 @@ def claim(
 
 
 @cache
-def _sendable_statement(postgresql: bool) -> Select[tuple[int]]:
-    """Which of these readers are still active: by primary key, nothing else read."""
-    return select(S.c.id).where(
-        ids_match(postgresql, S.c.id, "ids"), S.c.status == SubscriberStatus.active.value
+def _held_statement(postgresql: bool) -> Select[Any]:
+    """Which of these deliveries are in flight, under which token, and whether their reader
+    is still active: by primary key, nothing else read."""
+    return (
+        select(D.c.id, D.c.attempts, S.c.status == SubscriberStatus.active.value)
+        .join_from(D, S, S.c.id == D.c.subscriber_id)
+        .where(ids_match(postgresql, D.c.id, "ids"), D.c.status == Q.sending.value)
     )
 
 
-def still_active(session: Session, subscriber_ids: Sequence[int]) -> set[int]:
-    """The readers of a stretch who have not unsubscribed, been erased or bounced since the
-    claim: one SELECT by primary key right before the stretch goes on the wire."""
-    statement = _sendable_statement(is_postgresql(session))
-    return set(session.scalars(statement, {"ids": list(subscriber_ids)}))
+def still_held(session: Session, tokens: Tokens) -> dict[int, bool]:
+    """The deliveries of a stretch that this worker's claims still hold, each with whether its
+    reader is still active (not unsubscribed, erased or bounced since the claim): one SELECT
+    by primary key right before the stretch goes on the wire. A delivery missing from the
+    answer was taken from this worker and is another's to send."""
+    statement = _held_statement(is_postgresql(session))
+    # (delivery id, attempts, active): typed loosely, as Select's parameters differ by version
+    rows: Iterable[Any] = session.execute(statement, {"ids": list(tokens)})
+    return {i: active for i, attempts, active in rows if tokens[i] == attempts}
 
 
 MAX_BACKOFF = 3600.0  # seconds: the longest a postponed delivery waits (and a batch task)
@@ -296,13 +316,19 @@ def record(
     session: Session,
     edition_id: int,
     outcomes: Outcomes,
+    tokens: Tokens,
     *,
     now: datetime,
     message_id_suffix: str,
     retry_backoff: float,
     max_attempts: int,
 ) -> None:
-    """Write a stretch of results in a handful of UPDATEs (the ClaimKeeper renews the rest)."""
+    """Write a stretch of results in a handful of UPDATEs (the ClaimKeeper renews the rest).
+
+    Every write but `sent` is fenced by the claims' `tokens`: a worker that was away long
+    enough for its claims to be taken never queues, fails or releases a delivery another
+    worker holds now. `sent` is a fact whoever holds the row: written as it is, it stops the
+    new holder before the message leaves twice."""
     if outcomes.sent:
         session.execute(
             _mark_sent_statement(is_postgresql(session)),
@@ -311,20 +337,18 @@ def record(
     if outcomes.skipped:
         session.execute(
             update(D)
-            .where(id_in(session, D.c.id, outcomes.skipped), D.c.status == Q.sending.value)
+            .where(held_by(tokens, outcomes.skipped))
             .values(status=Q.skipped.value, last_error="subscriber no longer active")
         )
     for reply, ids in outcomes.failed.items():
         session.execute(
-            update(D)
-            .where(id_in(session, D.c.id, ids))
-            .values(status=Q.failed.value, last_error=reply)
+            update(D).where(held_by(tokens, ids)).values(status=Q.failed.value, last_error=reply)
         )
     for (attempts, reply), ids in outcomes.retry.items():
         gave_up = attempts >= max_attempts
         session.execute(
             update(D)
-            .where(id_in(session, D.c.id, ids))
+            .where(held_by(tokens, ids))
             .values(
                 status=Q.failed.value if gave_up else Q.queued.value,
                 claimed_at=None,
@@ -335,7 +359,7 @@ def record(
     if outcomes.held:
         session.execute(
             update(D)
-            .where(id_in(session, D.c.id, outcomes.held), D.c.status == Q.sending.value)
+            .where(held_by(tokens, outcomes.held))
             .values(
                 status=Q.queued.value,
                 claimed_at=None,
@@ -347,13 +371,10 @@ def record(
         hold(session, edition_id, outcomes.hold_reason or "the send cannot go on", now)
 
 
-def renew(session: Session, delivery_ids: Sequence[int], now: datetime) -> None:
-    """The claims' heartbeat: rows still in flight say their worker is alive at `now`."""
-    session.execute(
-        update(D)
-        .where(id_in(session, D.c.id, delivery_ids), D.c.status == Q.sending.value)
-        .values(claimed_at=now)
-    )
+def renew(session: Session, tokens: Tokens, now: datetime) -> None:
+    """The claims' heartbeat: rows still in flight under these claims say their worker is
+    alive at `now`."""
+    session.execute(update(D).where(held_by(tokens, tokens)).values(claimed_at=now))
 
 
 # A heartbeat that says "no task holds this edition": the next tick enqueues its batches.
@@ -365,11 +386,11 @@ def touch(session: Session, edition_id: int, now: datetime) -> None:
     session.execute(update(E).where(E.c.id == edition_id).values(updated_at=now))
 
 
-def release(session: Session, delivery_ids: Sequence[int]) -> None:
+def release(session: Session, tokens: Tokens) -> None:
     """Give claims back untried: queued again, the attempt not counted."""
     session.execute(
         update(D)
-        .where(id_in(session, D.c.id, delivery_ids), D.c.status == Q.sending.value)
+        .where(held_by(tokens, tokens))
         .values(status=Q.queued.value, claimed_at=None, attempts=D.c.attempts - 1)
     )
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from dispatch_kit import (
@@ -17,6 +18,7 @@ from dispatch_kit import (
     PrivatePostgres,
     RecordingJobs,
     add_readers,
+    free_port,
     pg_only,
     slow_smtp_server,
 )
@@ -24,7 +26,7 @@ from dispatch_kit import (
 from newsletter import dispatch, migrate
 from newsletter.config import Settings
 from newsletter.db import make_engine
-from newsletter.models import EditionStatus
+from newsletter.models import EditionStatus, utcnow
 from newsletter.runtime import Runtime
 from newsletter.transport import make_transport
 
@@ -201,3 +203,81 @@ def test_unsubscribe_erase_and_bounce_during_a_rate_limited_send(
     with runtime.session() as session:
         p = dispatch.progress(session, WEEK)
     assert (p.sent, p.skipped, p.failed, p.queued, p.sending) == (17, 2, 0, 0, 0)
+
+
+class TakingHandler:
+    """A relay that, at the first recipient it is given, lets `take` run (as if the worker were
+    cut off long enough for the tick to take its claims and another worker to claim them
+    again), and answers the first `refused` recipients with 451 (try later)."""
+
+    def __init__(self, take, refused: int) -> None:  # type: ignore[no-untyped-def]
+        self.take = take
+        self.refused = refused
+        self.seen = 0
+        self.accepted: list[str] = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        self.seen += 1
+        if self.seen == 1:
+            self.take()
+        if self.seen <= self.refused:
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.accepted.extend(a.lower() for a in envelope.rcpt_tos)
+        return "250 accepted"
+
+
+def test_a_worker_whose_claims_were_taken_leaves_them_to_their_new_holder(
+    runtime, edition, readers
+) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: while a worker's first stretch is on the wire, its claims are taken (the tick
+    saw them stale) and claimed again by a second worker. The first worker's results (451:
+    try later) must not queue the second worker's deliveries again, and its next stretch must
+    not leave at all: the second worker is the one to send them."""
+    from aiosmtpd.controller import Controller
+    from sqlalchemy import select, update
+
+    from newsletter.dispatch import store
+    from newsletter.dispatch.sending import FLUSH_EVERY
+    from newsletter.models import Delivery, DeliveryStatus
+
+    readers(2 * FLUSH_EVERY, sets=[("be",)])  # one claim, two stretches
+    runtime = replace(runtime, settings=replace(runtime.settings, batch_size=100))
+    edition_id = _start(runtime)
+    second_worker: list[store.Claim] = []
+
+    def take() -> None:
+        with runtime.sessions.begin() as session:
+            session.execute(update(Delivery).values(claimed_at=utcnow() - timedelta(hours=1)))
+            store.requeue_stale(session, edition_id, utcnow(), max_attempts=20)
+            second_worker.extend(store.claim(session, edition_id, 0, None, 1000, utcnow()))
+
+    handler = TakingHandler(take, refused=FLUSH_EVERY)
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        runtime = replace(
+            runtime, settings=replace(runtime.settings, smtp_url=f"smtp://127.0.0.1:{port}")
+        )
+        report = dispatch.send_batch(
+            runtime.sessions,
+            runtime.settings,
+            make_transport(runtime.settings),
+            edition_id=edition_id,
+            first_id=0,
+        )
+    finally:
+        controller.stop()
+    assert (
+        len(second_worker) == 2 * FLUSH_EVERY
+    )  # the take happened, with the second worker's claims
+    assert handler.accepted == []  # the second stretch never left from the first worker
+    assert report.sent == 0
+    with runtime.session() as session:
+        rows = session.execute(select(Delivery.status, Delivery.attempts)).all()
+    # Every delivery is still the second worker's, in flight under its claim (attempts 2).
+    assert set(rows) == {(DeliveryStatus.sending, 2)}
