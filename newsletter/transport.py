@@ -274,7 +274,12 @@ class SmtpTransport(_TransportBase):
         try:
             smtp.ehlo()
             if not opts.implicit_tls and smtp.has_extn("starttls"):
-                smtp.starttls(context=self._tls_context())
+                try:
+                    smtp.starttls(context=self._tls_context())
+                except smtplib.SMTPResponseException as exc:
+                    # Offered, then refused: going on in clear would hand readers' addresses
+                    # to the wire unencrypted, so this stops the send like a failed handshake.
+                    raise StartTlsRefused(exc.smtp_code, exc.smtp_error) from exc
                 smtp.ehlo()
             if opts.username:
                 smtp.login(opts.username, opts.password or "")
@@ -505,19 +510,38 @@ class SmtpTransport(_TransportBase):
 
 def _classify(code: int, text: str, stage: str) -> SendResult:
     reply = f"{code} {text}".strip()[:500]
+    if code == 530:
+        # "Authentication required" (RFC 4954) or "STARTTLS first" (RFC 3207), at whatever
+        # stage the relay says it: about our session, never a reader's address.
+        return SendResult(
+            Outcome.permanent,
+            f"the relay requires authentication (or TLS) first: {reply}"[:500],
+            blocked=True,
+        )
     if 500 <= code < 600:
         return SendResult(Outcome.permanent, reply, bounce=stage == "rcpt")
     return SendResult(Outcome.temporary, reply)
 
 
+class StartTlsRefused(smtplib.SMTPResponseException):
+    """The relay announced STARTTLS and then refused it (e.g. 454)."""
+
+
 # Raised while connecting when the relay refuses our credentials or TLS (a configuration
 # matter, not a reader's): SMTPNotSupportedError is AUTH asked of a server without it.
-_REFUSED_US = (smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError, ssl.SSLError)
+_REFUSED_US = (
+    smtplib.SMTPAuthenticationError,
+    smtplib.SMTPNotSupportedError,
+    ssl.SSLError,
+    StartTlsRefused,
+)
 
 
 def _refusal(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return f"SMTP authentication refused: {_describe(exc)}"[:500]
+    if isinstance(exc, StartTlsRefused):
+        return f"TLS with the relay failed: it refused STARTTLS: {_describe(exc)}"[:500]
     if isinstance(exc, ssl.SSLError):
         return f"TLS with the relay failed: {_describe(exc)}"[:500]
     return f"the relay refused us: {_describe(exc)}"[:500]
