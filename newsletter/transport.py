@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import errno
 import mailbox
 import re
 import smtplib
@@ -179,8 +180,9 @@ class MaildirTransport(_TransportBase):
                 results.append(SENT)
         except OSError as exc:
             self._box = None
+            full = " the disk is full:" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
             unusable = SendResult(
-                Outcome.permanent, f"outbox {self.path} unusable: {exc}"[:500], blocked=True
+                Outcome.permanent, f"outbox {self.path} unusable:{full} {exc}"[:500], blocked=True
             )
             results.extend([unusable] * (len(batch) - len(results)))
         return results
