@@ -227,7 +227,8 @@ JOBS: dict[str, Job] = {
             "send_confirmation",
             _send_confirmation,
             RetryPolicy(
-                recovery="kept in the subscriber's row: a confirmation not sent is queued again "
+                recovery="kept in the subscriber's row, afresh for each request promised one: "
+                "a confirmation not sent is queued again "
                 "30 s, 1 min, 2 min... (at most hourly) after each failure, and one whose job "
                 "was lost after NEWSLETTER_STALE_AFTER, until the link expires (7 days)",
             ),

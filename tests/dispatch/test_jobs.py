@@ -105,3 +105,22 @@ def test_the_domain_and_the_runtime_import_no_celery_and_no_workers() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_readme_documents_each_job_of_the_registry() -> None:
+    """Scenario: the README's retry-policy table lists every job of JOBS, and no other job
+    (the test send is a row of its own saying it is not a job): a job added to the registry
+    without its policy written down fails here."""
+    import re
+    from pathlib import Path
+
+    from newsletter.jobs import JOBS
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    table = readme.split("**Every job has one declared retry policy**")[1].split("\n\n")[1]
+    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]  # not the header
+    named = [re.match(r"\| `(\w+)` \|", row) for row in rows]
+    assert {m.group(1) for m in named if m} == set(JOBS)
+    assert [row for row, m in zip(rows, named, strict=True) if not m] == [
+        row for row in rows if row.startswith("| test send ") and "not a job" in row
+    ]
