@@ -284,7 +284,13 @@ class SmtpTransport(_TransportBase):
                     raise StartTlsRefused(exc.smtp_code, exc.smtp_error) from exc
                 smtp.ehlo()
             if opts.username:
-                smtp.login(opts.username, opts.password or "")
+                try:
+                    smtp.login(opts.username, opts.password or "")
+                except smtplib.SMTPException as exc:
+                    if type(exc) is not smtplib.SMTPException:
+                        raise
+                    # "No suitable authentication method found": nothing in common to speak.
+                    raise smtplib.SMTPAuthenticationError(0, str(exc)) from exc
         except BaseException:
             _close_quietly(smtp)
             raise
@@ -558,7 +564,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, smtplib.SMTPResponseException):
         error = exc.smtp_error
         text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error or "")
-        return f"{exc.smtp_code} {text}"[:500]
+        return (f"{exc.smtp_code} {text}" if exc.smtp_code else text)[:500]  # 0: no reply
     return (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)[:500]
 
 

@@ -58,10 +58,19 @@ class _Relay(Controller):
         return self.smtp_class(self.handler, **self.SMTP_kwargs)
 
 
+class _OAuthOnly(SlowHandler):
+    """A relay whose only AUTH mechanism is one we do not speak (with LOGIN and PLAIN off)."""
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        return AuthResult(success=False, handled=False)
+
+
 @contextmanager
-def relay(smtp_class: type[SMTP] = SMTP, **options: Any) -> Iterator[tuple[int, SlowHandler]]:
+def relay(
+    smtp_class: type[SMTP] = SMTP, handler: SlowHandler | None = None, **options: Any
+) -> Iterator[tuple[int, SlowHandler]]:
     """An aiosmtpd relay on a free port with these SMTP options: yields (port, handler)."""
-    handler = SlowHandler(0.0)
+    handler = handler or SlowHandler(0.0)
     port = free_port()
     controller = _Relay(smtp_class, handler, hostname="127.0.0.1", port=port, **options)
     controller.start()
@@ -124,6 +133,20 @@ def test_authentication_refused_pauses_and_wait_exits_non_zero(cli, edition, rea
         assert resumed.returncode == 0, resumed.stderr
     assert handler.copies() == {f"reader{i}@example.org": 1 for i in range(5)}
     assert "sent — queued 0, sending 0, sent 5, failed 0" in cli("status", "--week", WEEK).stdout
+
+
+def test_no_authentication_we_can_speak_pauses_the_send(settings, engine, edition, readers) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: the URL has a user, but the relay offers only XOAUTH2: no mechanism in
+    common is our configuration's fault, not a reader's nor a passing outage: the edition
+    pauses at once saying so, nobody failed, nothing sent."""
+    readers(3)
+    options = {"auth_require_tls": False, "auth_exclude_mechanism": ["LOGIN", "PLAIN"]}
+    with relay(handler=_OAuthOnly(0.0), **options) as (port, handler):
+        url = f"smtp://mailer:secret@127.0.0.1:{port}?timeout=5"
+        p = _send(Runtime(replace(settings, smtp_url=url), _engine=engine))
+    assert (p.status, p.queued, p.failed, p.sent) == (EditionStatus.paused, 3, 0, 0)
+    assert p.reason == "SMTP authentication refused: No suitable authentication method found."
+    assert handler.copies() == {}
 
 
 def _starttls_refused(ctx: ssl.SSLContext) -> tuple[type[SMTP], dict[str, Any], str, str]:
