@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from aiosmtpd.controller import Controller
-from dispatch_kit import RecordingJobs, SlowHandler, free_port
+from dispatch_kit import RecordingJobs, SlowHandler, free_port, pg_only
 
 from newsletter import dispatch
 from newsletter.jobs import JOBS, run_job
@@ -102,3 +103,40 @@ def test_every_job_declares_its_retry_policy() -> None:
         assert job.retry.recovery, name
     assert JOBS["send_batch"].retry.max_retries is None and JOBS["send_batch"].retry.come_back
     assert JOBS["plan"].retry.countdown(10) == 60.0
+
+
+@pg_only
+@pytest.mark.slow
+def test_broker_down_when_a_pending_reader_asks_again(
+    broker_settings, engine, smtp_server, redis_server
+) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: a pending reader's first confirmation left; a day later they ask again while
+    Redis is down, so that job is never published. Redis comes back: the beat's tick queues
+    it through Celery, a real worker sends it, and the reader has exactly two confirmations
+    (one per request); the next ticks queue nothing."""
+    from dispatch_kit import celery_worker, wait_until
+
+    from newsletter import subscriptions
+    from workers.publish import celery_jobs
+
+    url, handler = smtp_server
+    settings = replace(broker_settings, smtp_url=url)
+    runtime = Runtime(settings, _engine=engine, broker_jobs=celery_jobs)
+    address = "again@example.org"
+    with runtime.session() as session:
+        reader = subscriptions.subscribe(session, settings.secret_key, address, "be").subscriber
+    run_job(runtime, "send_confirmation", {"subscriber_id": reader.id})
+    redis_server.stop()
+    try:
+        with runtime.session() as session:
+            subscriptions.subscribe(session, settings.secret_key, address, "be,en")
+            runtime.jobs.enqueue(session, "send_confirmation", subscriber_id=reader.id)
+    finally:
+        redis_server.start()
+    assert len(handler.by_recipient()[address]) == 1
+    later = utcnow() + timedelta(seconds=settings.stale_after + 1)
+    with celery_worker(settings):
+        assert _tick(runtime, runtime.jobs, later).confirmations == 1  # type: ignore[arg-type]
+        wait_until(lambda: len(handler.by_recipient()[address]) == 2, timeout=30)
+        assert _tick(runtime, runtime.jobs, later + timedelta(hours=2)).confirmations == 0  # type: ignore[arg-type]
+    assert len(handler.by_recipient()[address]) == 2
