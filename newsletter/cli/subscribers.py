@@ -82,7 +82,7 @@ def add(runtime: Runtime, email: str, languages: str, name: str | None, confirme
     if result is None or result.outcome is Outcome.ok:
         verb = "written into" if not settings.smtp_url else "accepted by"
         click.echo(f"the confirmation email was {verb} {where}")
-    elif result.outcome is Outcome.permanent:
+    elif result.outcome is Outcome.permanent and not result.blocked:  # the address itself
         raise PermanentDeliveryError(f"{where} refused the confirmation email: {result.reply}")
     else:
         raise TemporaryDeliveryError(

@@ -235,3 +235,23 @@ def test_subscribers_add_says_when_the_smtp_server_is_down(run, session) -> None
         f"error: the confirmation email could not be handed to the SMTP server 127.0.0.1:{port}: "
     )
     assert session.scalar(select(Subscriber.status).where(Subscriber.email == "new@example.org"))
+
+
+def test_subscribers_add_with_an_unusable_outbox_says_the_tick_tries_again(  # type: ignore[no-untyped-def]
+    run, session, tmp_path: Path
+) -> None:
+    """Scenario: the outbox's name is taken by a file: the reader is added (pending), and
+    the one line says the confirmation could not be handed over and will be tried again
+    (it is: the fault is the outbox's, not a refusal of the address)."""
+    outbox = tmp_path / "taken"
+    outbox.write_text("not a folder")
+    added = run("subscribers", "add", "new@example.org", "--lang", "en",
+                env={"NEWSLETTER_OUTBOX": str(outbox)})  # fmt: skip
+    assert added.stdout.strip() == "added new@example.org (pending, en)"
+    line = one_line(added)
+    assert line.startswith("error: the confirmation email could not be handed to the outbox")
+    assert "unusable" in line and line.endswith(
+        "the tick tries again (`newsletter beat`, or `serve`)"
+    )
+    due = select(Subscriber.confirm_due_at).where(Subscriber.email == "new@example.org")
+    assert session.scalar(due) is not None  # when the tick tries again
