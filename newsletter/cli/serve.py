@@ -52,7 +52,8 @@ def serve(
     """Serve the public pages, the staff area and the API.
 
     Without a broker it also runs the scheduler's tick (one process per installation)."""
-    import uvicorn
+    from newsletter.cli.listening import TcpConfig
+    from newsletter.cli.listening import run as run_server
 
     settings = runtime.settings
     port = _free_to_listen(host, port)
@@ -71,7 +72,7 @@ def serve(
     click.echo(f"serving {base_url} on {served} ({processes})")
     if not settings.broker_url:
         click.echo("no broker: this server also runs the scheduler's tick")
-    uvicorn.run(
+    config = TcpConfig(
         "newsletter.web.app:serve_app",
         factory=True,
         host=host,
@@ -86,6 +87,8 @@ def serve(
         log_config=_log_config(),
         log_level="info",
     )
+    # Not uvicorn.run: its worker processes would serve without TCP_NODELAY (see listening).
+    run_server(config)
 
 
 def _log_config() -> dict[str, Any]:

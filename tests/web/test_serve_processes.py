@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
+import http.client
 import mailbox
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +25,7 @@ from newsletter.runtime import Runtime
 
 pytestmark = pytest.mark.slow
 sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+PIDFD_GETFD = 438  # the syscall number (x86-64 and arm64 alike)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30, what: str = "") -> None:
@@ -104,6 +108,81 @@ def test_workers_share_one_port(serve, free_tcp_port: int) -> None:  # type: ign
     with httpx.Client(base_url=server.url) as http:
         assert all(http.get("/en/").status_code == 200 for _ in range(50))
     assert "(2 processes)" in server.stop()
+
+
+def _served_with_nodelay(pids: list[int], port: int, client_port: int) -> bool:
+    """TCP_NODELAY on the socket a server process holds for our connection (read through a
+    copy of its descriptor: pidfd_getfd, Linux 5.6)."""
+    inode = _socket_inode(port, client_port)
+    libc = ctypes.CDLL(None, use_errno=True)
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) != f"socket:[{inode}]":
+                    continue
+            except FileNotFoundError:
+                continue
+            pidfd = os.pidfd_open(pid)
+            try:
+                copy = libc.syscall(PIDFD_GETFD, pidfd, int(fd.name), 0)
+                assert copy >= 0, os.strerror(ctypes.get_errno())
+            finally:
+                os.close(pidfd)
+            with socket.socket(fileno=copy) as served:
+                return served.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    raise AssertionError(f"no server process holds the connection from port {client_port}")
+
+
+def _socket_inode(local_port: int, remote_port: int) -> str:
+    """The inode of the server side of a loopback TCP connection (/proc/net/tcp)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, inode = fields[1], fields[2], fields[9]
+        if int(local.split(":")[1], 16) == local_port and int(remote.split(":")[1], 16) == (
+            remote_port
+        ):
+            return inode
+    raise AssertionError(f"no connection {local_port} <- {remote_port} in /proc/net/tcp")
+
+
+@sqlite_only
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_workers_answer_without_nagle(  # type: ignore[no-untyped-def]
+    serve, free_tcp_port: int, tmp_path: Path, loop: str
+) -> None:
+    """Scenario: `serve --workers 2` with uvloop, and where uvloop is missing (asyncio): the
+    connections its worker processes accept have TCP_NODELAY, else every keep-alive answer
+    waits 40 ms for the client's delayed ACK (uvicorn writes headers and body apart)."""
+    env = {}
+    if loop == "asyncio":  # uvloop cannot be imported: uvicorn falls back to asyncio's loop
+        hidden = tmp_path / "no-uvloop" / "uvloop"
+        hidden.mkdir(parents=True)
+        (hidden / "__init__.py").write_text("raise ImportError('hidden by the test')\n")
+        env["PYTHONPATH"] = str(hidden.parent)
+    server = serve(free_tcp_port, "--workers", "2", **env)
+    workers = [
+        int(pid)
+        for task in Path(f"/proc/{server.process.pid}/task").iterdir()
+        for pid in (task / "children").read_text().split()
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert len(workers) == 2
+    # Each worker runs the loop the scenario names.
+    for pid in workers:
+        assert ("uvloop" in Path(f"/proc/{pid}/maps").read_text()) == (loop == "uvloop")
+    clients = [http.client.HTTPConnection("127.0.0.1", free_tcp_port) for _ in range(4)]
+    try:
+        for client in clients:
+            for _ in range(2):  # keep-alive: the second answer on the same connection
+                client.request("GET", "/static/site.css")
+                answer = client.getresponse()
+                assert answer.status == 200 and answer.read()
+            assert client.sock is not None
+            client_port = client.sock.getsockname()[1]
+            assert _served_with_nodelay(workers, free_tcp_port, client_port)
+    finally:
+        for client in clients:
+            client.close()
 
 
 @pytest.fixture
