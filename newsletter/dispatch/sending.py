@@ -305,12 +305,17 @@ def _send_claims(
                 sessions, edition_key, {tuple(c.languages.split(",")) for c in chunk}
             )
         except EditionIncomplete as exc:
-            # Edited into an unsendable state mid-send: hand the rest back for staff to decide.
             rest = {c.delivery_id: c.attempts for c in active[start:]}
             keeper.let_go(rest)
             with sessions.begin() as session:
-                store.release(session, rest)
-                store.hold(session, edition_id, str(exc), now())
+                if _status(session, edition_id) is EditionStatus.sent:
+                    # A new reader's welcome of an edition edited since it went out: there is
+                    # no send to pause, and handing it back would have the tick retry forever.
+                    store.give_up(session, rest, f"not sent: the edition changed since: {exc}")
+                else:
+                    # Edited into an unsendable state mid-send: the rest waits for staff.
+                    store.release(session, rest)
+                    store.hold(session, edition_id, str(exc), now())
             break
         pacer.wait(len(chunk))
         # Honoured before the next message leaves: whoever unsubscribed, was erased or

@@ -395,6 +395,15 @@ def release(session: Session, tokens: Tokens) -> None:
     )
 
 
+def give_up(session: Session, tokens: Tokens, reason: str) -> None:
+    """Claims that can never be sent: skipped, saying why."""
+    session.execute(
+        update(D)
+        .where(held_by(tokens, tokens))
+        .values(status=Q.skipped.value, claimed_at=None, last_error=reason[:500])
+    )
+
+
 def hold(session: Session, edition_id: int, reason: str, now: datetime) -> None:
     """Pause a sending edition that cannot go on, saying why (staff resume it)."""
     session.execute(

@@ -322,3 +322,37 @@ def test_confirm_page_does_not_wait_for_the_welcome(  # type: ignore[no-untyped-
             client.app.state.after_response.drain()  # type: ignore[attr-defined]
         assert answered < 2.0, answered  # RCPT and end-of-data alone take 4 s
         assert handler.copies()[NEW] == 1
+
+
+def test_a_welcome_of_an_edition_edited_since_it_went_out_is_skipped_once(
+    smtp_runtime, edition, readers
+) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: after the week went out, staff delete its Russian translation of an article;
+    then a Russian reader confirms. Their welcome cannot be rendered: it is skipped with the
+    reason, nothing broken is mailed, and the tick does not queue it again and again."""
+    from newsletter.models import ArticleTranslation
+
+    runtime, handler = smtp_runtime
+    send_edition(runtime, readers, 2)
+    with runtime.session() as session:
+        translations = session.scalars(
+            select(ArticleTranslation).where(ArticleTranslation.lang == "ru")
+        )
+        session.delete(next(iter(translations)))
+    reader = pending(runtime, languages="ru")
+    jobs = RecordingJobs()
+    with runtime.session() as session:
+        subscriptions.confirm(session, reader, source=EventSource.link)
+        assert dispatch.welcome(session, runtime.settings, reader, jobs) == WEEK
+    jobs.run(runtime)
+    assert NEW not in handler.by_recipient()
+    with runtime.session() as session:
+        welcome = session.scalars(select(Delivery).where(Delivery.subscriber_id == reader)).one()
+        assert welcome.status is DeliveryStatus.skipped
+        assert "changed since" in (welcome.last_error or "")
+    later = utcnow() + timedelta(seconds=3 * runtime.settings.stale_after)
+    for at in (utcnow(), later):
+        with runtime.session() as session:
+            assert not dispatch.tick(session, runtime.settings, jobs, now=at, idle_after=0)
+    assert jobs.run(runtime) == []
+    assert edition_row(runtime).status is EditionStatus.sent
