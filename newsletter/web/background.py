@@ -34,7 +34,13 @@ class AfterResponse:
 
     def later(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> BackgroundTask:
         """A response background task that queues fn(*args, **kw) here once the answer is out."""
-        return BackgroundTask(self.submit, fn, *args, **kw)
+
+        # A coroutine, so Starlette calls it on the event loop: queueing never blocks, and a
+        # plain function would first be handed to the request thread pool and back.
+        async def queue() -> None:
+            self.submit(fn, *args, **kw)
+
+        return BackgroundTask(queue)
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
         def run() -> None:
