@@ -12,8 +12,10 @@ Staff undo a false bounce with subscriptions.reactivate().
 
 Attribution, strictly: the signed token of the address the message came to; else a signed
 return path in the report (ARF Original-Mail-From, the original's Return-Path); else the
-original Message-ID of one of our deliveries, and the report's recipient must be that
-delivery's reader. A From address or a bare recipient address attributes nothing.
+token in the original Message-ID, and the report's recipient must be its reader (complaints
+and auto-replies naming no recipient: the token alone); else the Message-ID of a delivery
+sent before those tokens, with its reader named. A From address or a bare recipient address
+attributes nothing.
 Functions take a Session and never commit.
 """
 
@@ -29,6 +31,7 @@ from sqlalchemy.orm import Session
 from newsletter import bounces
 from newsletter.config import Settings
 from newsletter.errors import NotFound, TokenError
+from newsletter.message_ids import legacy_delivery_id, read_message_id
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -165,7 +168,7 @@ def _attribute(
             found = address.read(signer, path)
             if found is not None and found.purpose is TokenPurpose.return_path and found.token:
                 return _holder(session, found.token)
-    return _by_message_id(session, report)
+    return _by_message_id(session, signer, report)
 
 
 def _holder(session: Session, token: TokenData) -> Attribution | None:
@@ -178,39 +181,49 @@ def _holder(session: Session, token: TokenData) -> Attribution | None:
     return Attribution(subscriber.id, token.edition_id, "verp")
 
 
-def _by_message_id(session: Session, report: bounces.Report) -> Attribution | None:
-    """A Message-ID of one of our deliveries, and the report names that delivery's reader
-    (a forwarded copy that bounces names someone else: it attributes nothing)."""
+def _by_message_id(
+    session: Session, signer: TokenSigner, report: bounces.Report
+) -> Attribution | None:
+    """A Message-ID of one of our emails, and the report names its reader (a forwarded copy
+    that bounces names someone else: it attributes nothing)."""
     named = {a.lower() for a in bounces.recipients_of(report)}
     for message_id in report.message_ids:
-        delivery_id = _delivery_id(message_id)
-        if delivery_id is None:
+        token = read_message_id(signer, message_id)
+        if token is None:
+            legacy = _by_legacy_id(session, message_id, named)
+            if legacy is not None:
+                return legacy
             continue
-        row = session.execute(
-            select(Delivery.subscriber_id, Delivery.edition_id, Subscriber.email)
-            .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
-            .where(Delivery.id == delivery_id, Delivery.message_id == message_id)
-        ).first()
-        if row is None:
+        try:
+            reader = token_holder(session, token)
+        except TokenError:  # erased, or subscribed afresh since: the link salt differs
             continue
-        subscriber_id, edition_id, email = row
-        if email.lower() in named or (report.kind in _ID_ALONE and not named):
-            return Attribution(subscriber_id, edition_id, "message-id")
+        if reader.email.lower() in named or (report.kind in _ID_ALONE and not named):
+            return Attribution(reader.id, token.edition_id, "message-id")
     return None
 
 
-# Feedback loops usually redact the recipient, and auto-replies name none: there the
-# Message-ID alone attributes, as it carries a keyed tag of its edition
-# (dispatch.sending.message_id_suffix) that only the recipient and whom they forward to see.
+# Feedback loops usually redact the recipient, and auto-replies name none: there a token
+# Message-ID alone attributes, as it is sealed per reader (message_ids.py): it can only be
+# quoted by its recipient or whom they forwarded it to, never guessed from one's own.
 _ID_ALONE = (K.complaint, K.auto_reply)
 
 
-def _delivery_id(message_id: str) -> int | None:
-    """<1234.tag@host> -> 1234."""
-    head = message_id[1:].split(".", 1)[0]
-    if not head.isdigit() or len(head) > 19:
+def _by_legacy_id(session: Session, message_id: str, named: set[str]) -> Attribution | None:
+    """A Message-ID of mail sent before the token ones, <delivery id.edition tag@host>, as
+    stored with its delivery: only with that delivery's reader named, never by the id alone
+    (every reader of the edition knows its tag, and delivery ids count up from 1)."""
+    delivery_id = legacy_delivery_id(message_id)
+    if delivery_id is None or not named:
         return None
-    return int(head)
+    row = session.execute(
+        select(Delivery.subscriber_id, Delivery.edition_id, Subscriber.email)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.id == delivery_id, Delivery.message_id == message_id)
+    ).first()
+    if row is None or row.email.lower() not in named:
+        return None
+    return Attribution(row.subscriber_id, row.edition_id, "message-id")
 
 
 # --------------------------------------------------------------------------- policy

@@ -382,6 +382,8 @@ class Delivery(Base):
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # Only mail sent before Message-IDs were tokens has one here (message_ids.py): read by
+    # bounce_policy to attribute reports about it; NULL since.
     message_id: Mapped[str | None] = mapped_column(String(200))
     claimed_at: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None]

@@ -10,7 +10,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from newsletter.errors import TokenExpired, TokenInvalid
-from newsletter.tokens import CONFIRM_MAX_AGE, TokenData, TokenPurpose, TokenSigner
+from newsletter.tokens import (
+    ADDRESS_PURPOSES,
+    CONFIRM_MAX_AGE,
+    TokenData,
+    TokenPurpose,
+    TokenSigner,
+    make_address_token,
+    make_message_id_token,
+    read_address_token,
+    read_message_id_token,
+)
 
 SECRET = "test-secret-key-not-for-production"
 SIGNER = TokenSigner(SECRET)
@@ -102,6 +112,41 @@ def test_foreign_purpose_and_foreign_key_are_invalid() -> None:
     other = TokenSigner("another-key").make(TokenPurpose.unsubscribe, 5, salt=SALT)
     with pytest.raises(TokenInvalid):
         SIGNER.read(other, TokenPurpose.unsubscribe)
+
+
+def test_a_message_id_token_is_fixed_by_its_issue_day_and_of_its_own_purpose() -> None:
+    """Scenario: the same reader, edition, salt and issue day give the same Message-ID token
+    at any hour, read in any case; it differs from the return path's token of the same
+    reader, neither passes as the other, nor as a link token; a changed character fails."""
+    made = [
+        make_message_id_token(SIGNER, 5, 3, salt=SALT, issued=NOW + timedelta(hours=h))
+        for h in (0, 14)
+    ]
+    assert made[0] == made[1] and len(made[0]) == 58
+    data = read_message_id_token(SIGNER, made[0].upper())
+    assert (data.purpose, data.subscriber_id, data.edition_id, data.salt) == (
+        TokenPurpose.message_id,
+        5,
+        3,
+        SALT,
+    )
+    assert data.issued_at.date() == NOW.date()
+    verp = make_address_token(SIGNER, TokenPurpose.return_path, 5, 3, salt=SALT, now=NOW)
+    with pytest.raises(TokenInvalid, match="not meant"):
+        read_message_id_token(SIGNER, bytes(base64.b32decode(verp.upper() + "=")).hex())
+    for purpose in ADDRESS_PURPOSES:
+        with pytest.raises(TokenInvalid):
+            read_address_token(SIGNER, made[0], purpose)
+    for purpose in TokenPurpose:
+        with pytest.raises(TokenInvalid):
+            SIGNER.read(made[0], purpose)
+    for i, char in enumerate(made[0]):
+        changed = made[0][:i] + ("1" if char == "0" else "0") + made[0][i + 1 :]
+        with pytest.raises(TokenInvalid):
+            read_message_id_token(SIGNER, changed)
+    for junk in ("", made[0][:-2], made[0] + "00", " " + made[0][1:], "g" * 58):
+        with pytest.raises(TokenInvalid, match="malformed"):
+            read_message_id_token(SIGNER, junk)
 
 
 @pytest.mark.parametrize("bad", ["", "abc", "!!!!", "токен", "a" * 36, "a b c", "x" * 400])

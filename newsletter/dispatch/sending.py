@@ -9,8 +9,6 @@ database rather than being lost.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import threading
 import time
@@ -30,6 +28,7 @@ from newsletter.dispatch import store
 from newsletter.dispatch.keeper import ClaimKeeper, patiently
 from newsletter.dispatch.store import Claim, Outcomes
 from newsletter.errors import EditionIncomplete
+from newsletter.message_ids import message_id_domain, message_id_maker
 from newsletter.models import Edition, EditionStatus, utcnow
 from newsletter.returnpath import InboundAddress
 from newsletter.transport import Item, Outcome, SendResult, Transport
@@ -128,14 +127,6 @@ def unsubscribe_mailtos(
     return mailto
 
 
-def message_id_suffix(settings: Settings, edition_id: int) -> str:
-    """The part of every Message-ID after the delivery id: keyed per edition, not guessable
-    (a pure function: inbound mail is matched with it too)."""
-    tag = hmac.new(settings.secret_key.encode(), f"edition:{edition_id}".encode(), hashlib.sha256)
-    domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or settings.base_host
-    return f".{tag.hexdigest()[:12]}@{domain}>"
-
-
 class Sender:
     """The send engine of one process, built once at the composition root (Runtime.sender)
     and shared by its threads: the prepared variants, the pacer (the rate limit holds across
@@ -149,13 +140,15 @@ class Sender:
         self.settings = settings
         self.signer = TokenSigner(settings.secret_key)
         self.pacer = Pacer(settings.rate_limit)
-        self.domain = parseaddr(settings.from_address)[1].rpartition("@")[2] or settings.base_host
+        self.domain = message_id_domain(settings)
         # edition key -> language set -> the variant prepared once in this process
         self._variants: dict[tuple[Any, ...], dict[tuple[str, ...], MessageTemplate]] = {}
         self._lock = threading.Lock()
 
-    def message_id_suffix(self, edition_id: int) -> str:
-        return message_id_suffix(self.settings, edition_id)
+    def message_ids(self, edition_id: int, created_at: datetime) -> Callable[[int, int], str]:
+        """(subscriber id, link salt) -> the Message-ID of their copy of this edition: a token
+        issued at the edition's creation, so a copy sent again has the same one."""
+        return message_id_maker(self.signer, self.domain, edition_id, created_at)
 
     def is_prepared(self, edition_key: tuple[Any, ...], languages: str) -> bool:
         with self._lock:
@@ -286,7 +279,8 @@ def _send_claims(
     signer = sender.signer
     pacer = sender.pacer
     unsubscribe = _unsubscribe_purpose()
-    suffix = sender.message_id_suffix(edition_id)
+    # Issued at the edition's creation (edition_key: id, week, created_at, settings).
+    message_id = sender.message_ids(edition_id, edition_key[2])
     envelope_from = parseaddr(settings.from_address)[1]
     own_sender = envelope_senders(settings, edition_id, signer)
     mailto = unsubscribe_mailtos(settings, edition_id, signer)
@@ -347,7 +341,7 @@ def _send_claims(
                 email=c.email,
                 name=c.name,
                 unsubscribe_url=links.unsubscribe_url(base_url, token),
-                message_id=f"<{c.delivery_id}{suffix}",
+                message_id=message_id(c.subscriber_id, c.link_salt),
                 unsubscribe_mailto=mailto(c) if mailto else None,
             )
             render = template.render_smtp_parts if dot_stuffed else template.render
@@ -361,7 +355,7 @@ def _send_claims(
         # rows the write holds, and the write never waits on it.
         keeper.let_go(ids)
         following = {c.delivery_id: c.attempts for c in active[start + len(ids) :]}
-        held = _flush(sessions, settings, edition_id, outcomes, tokens, suffix, now, following)
+        held = _flush(sessions, settings, edition_id, outcomes, tokens, now, following)
         report.add(outcomes)
         if outcomes.held:  # the edition is paused: hand the rest of the claim back untried
             keeper.let_go(following)
@@ -370,7 +364,7 @@ def _send_claims(
             return
         outcomes = Outcomes()
     if outcomes.skipped:  # nobody in the claim was active
-        _flush(sessions, settings, edition_id, outcomes, tokens, suffix, now)
+        _flush(sessions, settings, edition_id, outcomes, tokens, now)
         report.add(outcomes)
 
 
@@ -421,7 +415,6 @@ def _flush(
     edition_id: int,
     outcomes: Outcomes,
     tokens: store.Tokens,
-    suffix: str,
     now: Callable[[], datetime],
     following: store.Tokens | None = None,
 ) -> dict[int, bool] | None:
@@ -436,7 +429,6 @@ def _flush(
             outcomes,
             tokens,
             now=now(),
-            message_id_suffix=suffix,
             retry_backoff=settings.retry_backoff,
             max_attempts=settings.max_attempts,
         )

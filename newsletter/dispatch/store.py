@@ -12,12 +12,10 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Select,
-    String,
     Update,
     any_,
     bindparam,
     case,
-    cast,
     func,
     literal,
     select,
@@ -306,8 +304,8 @@ def _mark_sent_statement(postgresql: bool) -> Update:
             status=Q.sent.value,
             sent_at=bindparam("now", type_=D.c.sent_at.type),
             last_error=None,
-            # Deterministic per delivery: a duplicate from the crash window has the same id.
-            message_id=literal("<") + cast(D.c.id, String) + bindparam("suffix", type_=String),
+            # message_id stays NULL: the Message-ID is a token made from the reader and the
+            # edition (message_ids.py); only mail sent before it has one stored here.
         )
     )
 
@@ -319,7 +317,6 @@ def record(
     tokens: Tokens,
     *,
     now: datetime,
-    message_id_suffix: str,
     retry_backoff: float,
     max_attempts: int,
 ) -> None:
@@ -332,7 +329,7 @@ def record(
     if outcomes.sent:
         session.execute(
             _mark_sent_statement(is_postgresql(session)),
-            {"ids": outcomes.sent, "now": now, "suffix": message_id_suffix},
+            {"ids": outcomes.sent, "now": now},
         )
     if outcomes.skipped:
         session.execute(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from dispatch_kit import WEEK, RecordingJobs
 
 from newsletter import dispatch
 from newsletter.dispatch import store
 from newsletter.dispatch.sending import Pacer, Sender
+from newsletter.message_ids import read_message_id
 from newsletter.models import EditionStatus
 from newsletter.runtime import Runtime
 
@@ -80,8 +82,17 @@ def test_one_pacer_holds_the_rate_across_threads() -> None:
     assert time.monotonic() - started >= 0.28
 
 
-def test_message_id_domain_and_signer_belong_to_the_sender(settings) -> None:  # type: ignore[no-untyped-def]
-    """Scenario: the Message-ID suffix is keyed per edition and names the From domain."""
+def test_message_ids_belong_to_the_sender_and_name_one_reader(settings) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: the sender's Message-IDs carry the From domain and a token of the reader,
+    edition and link salt; another process's sender makes the same one (the crash window's
+    second copy), another reader, edition or salt a different one."""
     sender = Sender(settings)
-    a, b = sender.message_id_suffix(1), sender.message_id_suffix(2)
-    assert a != b and a.endswith("@news.example.org>") and sender.domain == "news.example.org"
+    created = datetime(2020, 2, 3, 9, 0, tzinfo=UTC)
+    make = sender.message_ids(1, created)
+    one = make(5, 77)
+    assert one.endswith("@news.example.org>") and sender.domain == "news.example.org"
+    assert Sender(settings).message_ids(1, created)(5, 77) == one
+    others = {make(6, 77), make(5, 78), sender.message_ids(2, created)(5, 77)}
+    assert one not in others and len(others) == 3
+    data = read_message_id(sender.signer, one)
+    assert data is not None and (data.subscriber_id, data.edition_id, data.salt) == (5, 1, 77)

@@ -4,6 +4,8 @@ and Gmail) filled in for one delivery."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.dispatch.sending import message_id_suffix
+from newsletter.message_ids import message_id_domain, message_id_maker
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -83,7 +85,16 @@ class Readers:
             self.session, self.settings.secret_key, email, "be", confirmed=True
         ).id
 
-    def sent(self, subscriber_id: int, edition_id: int, *, sent_at: datetime | None = None) -> Sent:
+    def sent(
+        self,
+        subscriber_id: int,
+        edition_id: int,
+        *,
+        sent_at: datetime | None = None,
+        legacy: bool = False,
+    ) -> Sent:
+        """A sent delivery, with the Message-ID the sender gives it, or (legacy) as one sent
+        before Message-IDs were tokens: <delivery id.edition tag@host>, stored with it."""
         delivery = Delivery(
             edition_id=edition_id,
             subscriber_id=subscriber_id,
@@ -93,24 +104,41 @@ class Readers:
         )
         self.session.add(delivery)
         self.session.flush()
-        delivery.message_id = f"<{delivery.id}{message_id_suffix(self.settings, edition_id)}"
-        self.session.flush()
         reader = self.session.get_one(Subscriber, subscriber_id)
         email, salt = reader.email, reader.link_salt
+        if legacy:
+            delivery.message_id = f"<{delivery.id}{legacy_suffix(self.settings, edition_id)}"
+            self.session.flush()
+            message_id = delivery.message_id
+        else:
+            edition = self.session.get_one(Edition, edition_id)
+            make = message_id_maker(
+                self.signer, message_id_domain(self.settings), edition_id, edition.created_at
+            )
+            message_id = make(subscriber_id, salt)
         return Sent(
             subscriber_id=subscriber_id,
             email=email,
             edition_id=edition_id,
             delivery_id=delivery.id,
-            message_id=delivery.message_id,
+            message_id=message_id,
             return_path=self.address.return_path(self.signer, subscriber_id, edition_id, salt=salt),
             mailto=self.address.unsubscribe_address(
                 self.signer, subscriber_id, edition_id, salt=salt
             ),
         )
 
-    def one(self, email: str = "reader@example.net", week: str = "2020-W05") -> Sent:
-        return self.sent(self.reader(email), self.edition(week))
+    def one(
+        self, email: str = "reader@example.net", week: str = "2020-W05", *, legacy: bool = False
+    ) -> Sent:
+        return self.sent(self.reader(email), self.edition(week), legacy=legacy)
+
+
+def legacy_suffix(settings: Settings, edition_id: int) -> str:
+    """What followed the delivery id in a Message-ID before they were tokens: a keyed tag per
+    edition, the same for every reader of it."""
+    tag = hmac.new(settings.secret_key.encode(), f"edition:{edition_id}".encode(), hashlib.sha256)
+    return f".{tag.hexdigest()[:12]}@news.example.org>"
 
 
 @pytest.fixture

@@ -80,16 +80,18 @@ def test_a_hard_bounce_to_the_verp_address_marks_the_reader_bounced(
     assert bounced.detail == {"inbound_id": row.id} and bounced.edition_id == sent.edition_id
 
 
+@pytest.mark.parametrize("legacy", [False, True], ids=["token", "legacy"])
 @pytest.mark.parametrize(
     "fixture",
     ["rfc3464_permanent.eml", "microsoft_hard.eml", "gmail_hard.eml", "exim_hard.eml"],
 )
 def test_a_bounce_without_verp_is_attributed_by_message_id_and_recipient(  # type: ignore[no-untyped-def]
-    session, settings, readers, fixture
+    session, settings, readers, fixture, legacy
 ) -> None:
     """Scenario: a bounce sent to the bare address (forwarded, or to From) with no return
-    path inside: our Message-ID plus the reader's address as the failed recipient."""
-    sent = readers.one()
+    path inside: our Message-ID (a token, or the stored id of mail sent before tokens) plus
+    the reader's address as the failed recipient."""
+    sent = readers.one(legacy=legacy)
     raw = sent.fill(fixture, return_path="digest@news.example.org")
     outcome = take(session, settings, raw)
     assert outcome.subscriber_id == sent.subscriber_id
@@ -105,9 +107,12 @@ def test_a_return_path_quoted_in_the_report_attributes_it(session, settings, rea
     assert session.get(InboundMessage, outcome.inbound_id).attributed_by == "verp"
 
 
-def test_a_forwarded_copy_that_bounces_attributes_nobody(session, settings, readers) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("legacy", [False, True], ids=["token", "legacy"])
+def test_a_forwarded_copy_that_bounces_attributes_nobody(
+    session, settings, readers, legacy
+) -> None:  # type: ignore[no-untyped-def]
     """Scenario: our Message-ID, but the failed recipient is someone the reader forwarded to."""
-    sent = readers.one()
+    sent = readers.one(legacy=legacy)
     raw = sent.fill("gmail_hard.eml", rcpt="friend@example.com", return_path="x@example.com")
     outcome = take(session, settings, raw)
     assert outcome.subscriber_id is None
@@ -123,10 +128,13 @@ def test_a_forwarded_copy_that_bounces_attributes_nobody(session, settings, read
         "<{id}\uff0e{tag}@news.example.org>",  # a Unicode look-alike of the dot
     ],
 )
-def test_a_forged_message_id_attributes_nobody(session, settings, readers, message_id) -> None:  # type: ignore[no-untyped-def]
-    """Scenario: a forged DSN with a guessed or altered Message-ID moves nobody."""
-    victim = readers.one("victim@example.net")
-    other = readers.sent(readers.reader("other@example.net"), victim.edition_id)
+def test_a_forged_legacy_message_id_attributes_nobody(
+    session, settings, readers, message_id
+) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: a forged DSN naming the victim, with a guessed or altered Message-ID of the
+    format before tokens, moves nobody (tokens: test_message_ids)."""
+    victim = readers.one("victim@example.net", legacy=True)
+    other = readers.sent(readers.reader("other@example.net"), victim.edition_id, legacy=True)
     tail = victim.message_id.split(".", 1)[1]
     forged = message_id.format(
         id=victim.delivery_id, other=other.delivery_id, tail="." + tail, tag=tail.split("@")[0]
@@ -168,6 +176,20 @@ def test_a_complaint_with_a_redacted_recipient_is_attributed_by_message_id(
     raw = sent.fill("arf_abuse.eml", return_path="x@example.com").replace(
         f"Original-Rcpt-To: <{sent.email}>\r\n".encode(), b""
     )
+    assert take(session, settings, raw).status is S.complained
+
+
+def test_a_redacted_complaint_with_a_legacy_message_id_attributes_nobody(
+    session, settings, readers
+) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: as above, about mail sent before Message-IDs were tokens: its id is a
+    sequential delivery id and a tag every reader of the edition knows, so alone it is
+    nobody's; named with its reader it is theirs."""
+    sent = readers.one(legacy=True)
+    raw = sent.fill("arf_abuse.eml", return_path="x@example.com")
+    redacted = raw.replace(f"Original-Rcpt-To: <{sent.email}>\r\n".encode(), b"")
+    assert take(session, settings, redacted).subscriber_id is None
+    assert status(session, sent.subscriber_id) is S.active
     assert take(session, settings, raw).status is S.complained
 
 
@@ -322,7 +344,8 @@ def test_a_confirmation_bounce_marks_a_pending_reader_bounced(session, settings,
 
 def test_a_token_of_an_earlier_subscription_acts_on_nobody(session, settings, readers) -> None:  # type: ignore[no-untyped-def]
     """Scenario: the reader left and subscribed afresh (a new link salt): mail to the old
-    unsubscribe address, or a bounce to the old return path, moves nobody."""
+    unsubscribe address, a bounce to the old return path, or a complaint quoting the old
+    Message-ID alone, moves nobody."""
     from newsletter.subscriptions import subscribe
 
     sent = readers.one()
@@ -334,6 +357,10 @@ def test_a_token_of_an_earlier_subscription_acts_on_nobody(session, settings, re
     ):
         outcome = take(session, settings, sent.fill(fixture, message_id="<x@y.org>"), recipient)
         assert outcome.subscriber_id is None
+    complaint = sent.fill("arf_abuse.eml", return_path="x@example.com")
+    redacted = complaint.replace(f"Original-Rcpt-To: <{sent.email}>\r\n".encode(), b"")
+    for raw in (complaint, redacted):
+        assert take(session, settings, raw).subscriber_id is None
     assert status(session, sent.subscriber_id) is S.pending
 
 
