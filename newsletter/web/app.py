@@ -95,8 +95,8 @@ def create_app(
 
 def _page_cache(runtime: Runtime) -> PageCache:
     """The public pages rendered once; a commit in this process has the version read again
-    (another process's commit is seen within the cache's recheck interval)."""
-    cache = PageCache(lambda: read_content_version(runtime.engine))
+    (another process's commit is seen within twice the cache's recheck interval)."""
+    cache = PageCache(lambda: read_content_version(runtime.engine), recheck_in_background=True)
     event.listen(runtime.engine, "commit", lambda _conn: cache.expire())
     return cache
 

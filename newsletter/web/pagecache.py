@@ -6,11 +6,20 @@ tagged with the content version they were rendered at (the `content_version` row
 database triggers on every edit, whoever makes it: see migration 0006). The version is read
 at most every `recheck_every` seconds, and at once after a commit in this process; so an edit
 made here shows on the next request, and one made by another process within that interval.
+
+With `recheck_in_background` (the app's cache), a busy process does not hold requests for
+that reading: when it falls due, the request is answered from the cache at once and the
+version is read on a thread of its own (stale-while-revalidate). Answering every request
+that arrived meanwhile through the router and the thread pool instead, five times a second,
+made the cached pages' p99 50-90 ms against 5 ms without. A reading older than twice the
+interval (an idle process) is still made before answering, so an edit made by another
+process shows within at most twice the interval.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -24,7 +33,9 @@ from sqlalchemy import Engine, select
 
 from newsletter.models import ContentVersion
 
-RECHECK_EVERY = 0.2  # seconds: how stale another process's edit may look, at most
+log = logging.getLogger(__name__)
+
+RECHECK_EVERY = 0.2  # seconds: how often a busy process reads the content version
 MAX_BYTES = 32 * 1024 * 1024  # ~1,000 edition pages of 30 KB
 
 
@@ -105,11 +116,13 @@ class PageCache:
         *,
         max_bytes: int = MAX_BYTES,
         recheck_every: float = RECHECK_EVERY,
+        recheck_in_background: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._read_version = read_version
         self._max_bytes = max_bytes
         self._recheck_every = recheck_every
+        self._in_background = recheck_in_background
         self._clock = clock
         self._lock = threading.Lock()
         self._pages: OrderedDict[Hashable, tuple[int, Page]] = OrderedDict()
@@ -119,10 +132,12 @@ class PageCache:
         self._version: int | None = None
         self._checked_at = float("-inf")
         self._checking = False
+        self._expired = False  # a commit here: read before answering, whatever the clock says
 
     def expire(self) -> None:
         """Something was committed in this process: read the version on the next request."""
-        self._checked_at = float("-inf")
+        with self._lock:
+            self._expired = True
 
     def pin(self, key: Hashable, rendered: Rendered) -> Page:
         """Keep a page that never changes while the process lives (a static file)."""
@@ -130,13 +145,23 @@ class PageCache:
         return page
 
     def peek(self, key: Hashable) -> Page | None:
-        """The page if it is known to be current, without any I/O; else None (call `get`)."""
+        """The page if it is known to be current, without any I/O; else None (call `get`).
+        In the background mode a reading that falls due is started here, and the page of
+        the last reading is answered meanwhile."""
         pinned = self._pinned.get(key)
         if pinned is not None:
             return pinned
         with self._lock:
-            if self._version is None or self._recheck_due():
+            if self._version is None or self._expired:
                 return None
+            due = self._clock() - self._checked_at
+            if due >= self._recheck_every:
+                if not self._in_background or due >= 2 * self._recheck_every:
+                    return None  # the caller goes the slow way and reads it
+                if not self._checking:
+                    self._checking = True
+                    self._checked_at = self._clock()
+                    threading.Thread(target=self._recheck, daemon=True).start()
             entry = self._pages.get(key)
             if entry is None or entry[0] != self._version:
                 return None
@@ -175,8 +200,13 @@ class PageCache:
     def version(self) -> int:
         """The content version, read again when the last reading is too old."""
         with self._lock:
-            if self._version is not None and (self._checking or not self._recheck_due()):
+            if (
+                self._version is not None
+                and not self._expired
+                and (self._checking or not self._recheck_due())
+            ):
                 return self._version  # fresh enough, or another thread is reading it now
+            self._expired = False
             self._checking = True
             self._checked_at = self._clock()
         try:
@@ -184,9 +214,25 @@ class PageCache:
         finally:
             with self._lock:
                 self._checking = False
+        return self._settle(version)
+
+    def _recheck(self) -> None:
+        """The background reading; on failure the pages stay and the next one tries again."""
+        try:
+            version = self._read_version()
+        except Exception as exc:
+            log.warning("page cache: could not read the content version: %s", exc)
+            return
+        finally:
+            with self._lock:
+                self._checking = False
+        self._settle(version)
+
+    def _settle(self, version: int) -> int:
+        # Versions only rise: a reading that started before another finished never wins.
         with self._lock:
-            self._version = version
-            return version
+            self._version = max(version, self._version or 0)
+            return self._version
 
     def __len__(self) -> int:
         return len(self._pages)
