@@ -25,13 +25,15 @@ def runtime_for(app: Celery) -> Runtime:
 
 def warm_up(app: Celery) -> None:
     """Ready before the first task: the message code, compiled templates and catalogs, a
-    started premailer and a database connection. A prefork pool's children inherit all but
-    the connection, which they must not share."""
+    started premailer, the send path's statements compiled and a database connection. A
+    prefork pool's children inherit all but the connection, which they must not share."""
     import newsletter.messages  # noqa: F401
+    from newsletter.dispatch.sending import warm_up as warm_up_sending
     from newsletter.rendering import warm_up as warm_up_rendering
 
     warm_up_rendering()
-    runtime_for(app).engine.connect().close()
+    runtime = runtime_for(app)
+    warm_up_sending(runtime.sessions, runtime.sender)
 
 
 def forget_runtimes() -> None:

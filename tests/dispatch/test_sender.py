@@ -96,3 +96,41 @@ def test_message_ids_belong_to_the_sender_and_name_one_reader(settings) -> None:
     assert one not in others and len(others) == 3
     data = read_message_id(sender.signer, one)
     assert data is not None and (data.subscriber_id, data.edition_id, data.salt) == (5, 1, 77)
+
+
+def test_warm_up_prepares_without_changing_anything(runtime, edition, readers) -> None:  # type: ignore[no-untyped-def]
+    """A worker's warm-up runs the send path's statements against nothing and prepares one
+    variant of the newest edition: no row changes, and that variant is ready."""
+    from sqlalchemy import func, select
+
+    from newsletter.dispatch.sending import warm_up
+    from newsletter.models import Delivery, Edition, Subscriber
+
+    readers(3)
+
+    def state() -> tuple[object, ...]:
+        with runtime.session() as session:
+            return (
+                session.scalar(select(func.count()).select_from(Delivery)),
+                tuple(session.execute(select(Edition.id, Edition.status, Edition.updated_at))),
+                tuple(session.execute(select(Subscriber.id, Subscriber.status))),
+            )
+
+    before = state()
+    sender = Sender(runtime.settings)
+    warm_up(runtime.sessions, sender)
+    assert state() == before
+    key = (edition.id, edition.week, edition.created_at, runtime.settings)
+    assert sender.is_prepared(key, edition.languages[0])
+
+
+def test_warm_up_with_no_edition_or_an_unfinished_draft(runtime, caplog) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.dispatch.sending import warm_up
+    from newsletter.models import Edition
+
+    warm_up(runtime.sessions, Sender(runtime.settings))  # a fresh install: nothing to render
+    with runtime.session() as session:
+        session.add(Edition(week="2031-W01", languages=["en"]))  # no articles yet
+    with caplog.at_level("INFO"):
+        warm_up(runtime.sessions, Sender(runtime.settings))
+    assert "warm-up rendered no variant of 2031-W01" in caplog.text
