@@ -230,19 +230,17 @@ class TakingHandler:
         return "250 accepted"
 
 
-def test_a_worker_whose_claims_were_taken_leaves_them_to_their_new_holder(
-    runtime, edition, readers
-) -> None:  # type: ignore[no-untyped-def]
-    """Scenario: while a worker's first stretch is on the wire, its claims are taken (the tick
-    saw them stale) and claimed again by a second worker. The first worker's results (451:
-    try later) must not queue the second worker's deliveries again, and its next stretch must
-    not leave at all: the second worker is the one to send them."""
+def _send_while_claims_are_taken(runtime, readers, refused: int):  # type: ignore[no-untyped-def]
+    """One worker sends a claim of two stretches; at its first recipient, its claims are taken
+    (as the tick does with stale ones) and claimed again by a second worker. The relay answers
+    the first `refused` recipients with 451. Returns (the second worker's claims, the relay,
+    the first worker's report, every delivery's (status, attempts))."""
     from aiosmtpd.controller import Controller
     from sqlalchemy import select, update
 
     from newsletter.dispatch import store
     from newsletter.dispatch.sending import FLUSH_EVERY
-    from newsletter.models import Delivery, DeliveryStatus
+    from newsletter.models import Delivery
 
     readers(2 * FLUSH_EVERY, sets=[("be",)])  # one claim, two stretches
     runtime = replace(runtime, settings=replace(runtime.settings, batch_size=100))
@@ -255,7 +253,7 @@ def test_a_worker_whose_claims_were_taken_leaves_them_to_their_new_holder(
             store.requeue_stale(session, edition_id, utcnow(), max_attempts=20)
             second_worker.extend(store.claim(session, edition_id, 0, None, 1000, utcnow()))
 
-    handler = TakingHandler(take, refused=FLUSH_EVERY)
+    handler = TakingHandler(take, refused=refused)
     port = free_port()
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
@@ -272,11 +270,27 @@ def test_a_worker_whose_claims_were_taken_leaves_them_to_their_new_holder(
         )
     finally:
         controller.stop()
+    with runtime.session() as session:
+        rows = session.execute(select(Delivery.status, Delivery.attempts)).all()
+    return second_worker, handler, report, rows
+
+
+def test_a_worker_whose_claims_were_taken_leaves_them_to_their_new_holder(
+    runtime, edition, readers
+) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: while a worker's first stretch is on the wire, its claims are taken (the tick
+    saw them stale) and claimed again by a second worker. The first worker's results (451:
+    try later) must not queue the second worker's deliveries again, and its next stretch must
+    not leave at all: the second worker is the one to send them."""
+    from newsletter.dispatch.sending import FLUSH_EVERY
+    from newsletter.models import DeliveryStatus
+
+    second_worker, handler, report, rows = _send_while_claims_are_taken(
+        runtime, readers, refused=FLUSH_EVERY
+    )
     assert len(second_worker) == 2 * FLUSH_EVERY  # the take happened, with the new claims
     assert handler.accepted == []  # the second stretch never left from the first worker
     assert report.sent == 0
-    with runtime.session() as session:
-        rows = session.execute(select(Delivery.status, Delivery.attempts)).all()
     # Every delivery is still the second worker's, in flight under its claim (attempts 2).
     assert set(rows) == {(DeliveryStatus.sending, 2)}
 
@@ -286,43 +300,11 @@ def test_a_worker_whose_next_claims_were_taken_sends_its_stretch_and_stops(
 ) -> None:  # type: ignore[no-untyped-def]
     """Scenario: as above, but the relay accepts the first stretch: it is recorded sent (it
     left; the new holder then skips it), and the second stretch, read back in the same
-    statement as that write, does not leave from the first worker."""
-    from aiosmtpd.controller import Controller
-    from sqlalchemy import select, update
-
-    from newsletter.dispatch import store
+    transaction as that write, does not leave from the first worker."""
     from newsletter.dispatch.sending import FLUSH_EVERY
-    from newsletter.models import Delivery, DeliveryStatus
+    from newsletter.models import DeliveryStatus
 
-    readers(2 * FLUSH_EVERY, sets=[("be",)])
-    runtime = replace(runtime, settings=replace(runtime.settings, batch_size=100))
-    edition_id = _start(runtime)
-
-    def take() -> None:
-        with runtime.sessions.begin() as session:
-            session.execute(update(Delivery).values(claimed_at=utcnow() - timedelta(hours=1)))
-            store.requeue_stale(session, edition_id, utcnow(), max_attempts=20)
-            store.claim(session, edition_id, 0, None, 1000, utcnow())
-
-    handler = TakingHandler(take, refused=0)
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        runtime = replace(
-            runtime, settings=replace(runtime.settings, smtp_url=f"smtp://127.0.0.1:{port}")
-        )
-        report = dispatch.send_batch(
-            runtime.sessions,
-            runtime.settings,
-            make_transport(runtime.settings),
-            edition_id=edition_id,
-            first_id=0,
-        )
-    finally:
-        controller.stop()
+    _, handler, report, rows = _send_while_claims_are_taken(runtime, readers, refused=0)
     assert len(handler.accepted) == FLUSH_EVERY == report.sent
-    with runtime.session() as session:
-        rows = session.execute(select(Delivery.status, Delivery.attempts)).all()
     assert sorted(set(rows)) == [(DeliveryStatus.sending, 2), (DeliveryStatus.sent, 2)]
     assert rows.count((DeliveryStatus.sent, 2)) == FLUSH_EVERY
