@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 
 from celery import Celery, Task
 
@@ -11,15 +12,16 @@ from newsletter.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-_runtimes: dict[int, Runtime] = {}
+# Keyed by the app itself, not id(app): a later app may reuse a collected one's id.
+_runtimes: weakref.WeakKeyDictionary[Celery, Runtime] = weakref.WeakKeyDictionary()
 
 
 def runtime_for(app: Celery) -> Runtime:
     """One Runtime per app and process; its jobs publish through the same app."""
-    runtime = _runtimes.get(id(app))
+    runtime = _runtimes.get(app)
     if runtime is None:
         settings = app.newsletter_settings  # type: ignore[attr-defined]
-        runtime = _runtimes[id(app)] = Runtime(settings, _jobs=CeleryJobs(app))
+        runtime = _runtimes[app] = Runtime(settings, _jobs=CeleryJobs(app))
     return runtime
 
 
@@ -66,4 +68,7 @@ def _register(app: Celery, job: Job) -> None:
 
     task.__name__ = job.name
     task.__doc__ = f"The {job.name} job; if lost: {policy.recovery}"
-    app.task(name=TASK_PREFIX + job.name, bind=True, max_retries=policy.max_retries)(task)
+    # Not shared: a shared task is added to every app the process creates afterwards.
+    app.task(
+        name=TASK_PREFIX + job.name, bind=True, max_retries=policy.max_retries, shared=False
+    )(task)

@@ -56,12 +56,19 @@ def cli() -> None:
 
 
 class OneLineFormatter(logging.Formatter):
-    """Log records on a terminal are one line: the exception's text, not its traceback."""
+    """Log records on a terminal are one line: the exception's text, not its traceback.
+
+    A critical record is the exception: it ends a process (a worker's "Unrecoverable
+    error"), and its traceback is what an operator needs to report it."""
 
     def format(self, record: logging.LogRecord) -> str:
         exc = record.exc_info[1] if record.exc_info else None
         line = f"{record.levelname.lower()}: {record.getMessage()}"
-        return f"{line}: {exc}" if exc else line
+        if exc is None:
+            return line
+        if record.levelno >= logging.CRITICAL:
+            return f"{line}\n{self.formatException(record.exc_info)}"  # type: ignore[arg-type]
+        return f"{line}: {exc}"
 
 
 def _configure_logging() -> None:

@@ -89,9 +89,12 @@ def worker_processes(
 ) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start(settings: Settings | None = None) -> WorkerProcess:
+    def start(settings: Settings | None = None, *, supervised: bool = False) -> WorkerProcess:
         worker = WorkerProcess(
-            env_for(settings or broker_settings), tmp_path, f"worker{len(started)}"
+            env_for(settings or broker_settings),
+            tmp_path,
+            f"worker{len(started)}",
+            supervised=supervised,
         )
         started.append(worker)
         return worker
@@ -99,3 +102,5 @@ def worker_processes(
     yield start
     for worker in started:
         worker.stop()
+        # Shown only when the test failed: what the worker said is the first thing to read.
+        print(f"--- {worker.log.name} (restarted {worker.restarts} times) ---\n{worker.log_tail()}")

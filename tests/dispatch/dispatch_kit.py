@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -162,30 +163,61 @@ def celery_worker(settings: Settings) -> Iterator[Any]:
 
 
 class WorkerProcess:
-    """`newsletter worker` in a subprocess, which a test may SIGKILL."""
+    """`newsletter worker` in a subprocess, which a test may SIGKILL.
 
-    def __init__(self, env: dict[str, str], cwd: Path, name: str) -> None:
+    `supervised` restarts it whenever it exits by itself, as the README's systemd unit
+    (Restart=always) does in production; `restarts` counts those exits."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, name: str, supervised: bool = False) -> None:
         self.log = cwd / f"{name}.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "newsletter", "worker", "--loglevel=WARNING"],
-            env={**env, "PYTHONUNBUFFERED": "1"},
-            cwd=cwd,
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        self.env = {**env, "PYTHONUNBUFFERED": "1"}
+        self.cwd = cwd
+        self.restarts = 0
+        self.process = self._spawn()
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        if supervised:
+            self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+            self._supervisor.start()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "newsletter", "worker", "--loglevel=WARNING"],
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.1):
+            if self.process.poll() is not None and not self._stopping.is_set():
+                self.restarts += 1
+                self.process = self._spawn()
+
+    def _end_supervision(self) -> None:
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
 
     def kill(self) -> None:
+        self._end_supervision()
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
     def stop(self) -> None:
+        self._end_supervision()
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(1)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 60, every: float = 0.1) -> None:
