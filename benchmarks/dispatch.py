@@ -79,6 +79,7 @@ class Options:
     # --baseline runs an earlier commit against the same schema, services and sink.
     code: Path | None = None
     label: str = ""
+    smtp_connections: int = 1  # NEWSLETTER_SMTP_CONNECTIONS of the workers
 
 
 def newsletter_env(db_url: str, broker_url: str, smtp_url: str, outbox: Path) -> dict[str, str]:
@@ -231,6 +232,7 @@ def run_once(n: int, opts: Options) -> Result:
         newsletter(env, "import", str(sample_data_dir() / f"{WEEK}.yaml"), cwd=workdir)
         if opts.code is not None:
             env = {**env, "PYTHONPATH": str(opts.code)}
+        env["NEWSLETTER_SMTP_CONNECTIONS"] = str(opts.smtp_connections)
         workers = start_workers(env, opts.workers, workdir)
         spy: PySpy | None = None
         try:
@@ -370,6 +372,10 @@ def main(argv: list[str] | None = None) -> None:
         "--baseline", metavar="COMMIT",
         help="also measure COMMIT (its `send` and workers) before this tree, at each N",
     )  # fmt: skip
+    parser.add_argument(
+        "--smtp-connections", type=int, action="append", metavar="N",
+        help="NEWSLETTER_SMTP_CONNECTIONS of this tree's workers (repeatable; default 1)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     sizes = args.subscribers or [10_000, 100_000]
     if args.million:
@@ -399,6 +405,19 @@ def main(argv: list[str] | None = None) -> None:
                     label="before " + _commit(args.baseline),
                 ),
                 replace(opts, label="after " + here),
+            ]
+        connections = args.smtp_connections or [1]
+        if connections != [1]:
+            # The baseline runs as it was; this tree once per connection count.
+            runs = [r for r in runs if r.code is not None] + [
+                replace(
+                    run,
+                    smtp_connections=c,
+                    label=f"{run.label}, {c} SMTP connection{'s' if c > 1 else ''}".lstrip(", "),
+                )
+                for run in runs
+                if run.code is None
+                for c in connections
             ]
         for n in sizes:
             for run in runs:

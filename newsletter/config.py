@@ -40,6 +40,10 @@ class WeeklySend:
         return cls(weekday=WEEKDAYS.index(parts[0][:3]) + 1, at=at)
 
 
+# Connections per sending process to the relay; Postfix, for one, allows 50 per client.
+MAX_SMTP_CONNECTIONS = 16
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything configurable, with defaults that run the embedded mode."""
@@ -71,6 +75,7 @@ class Settings:
     retry_backoff: float = 60.0
     max_attempts: int = 8
     batch_size: int = 500
+    smtp_connections: int = 1  # per sending process, served in turn (transport.SmtpLanes)
     plan_chunk: int = 10_000  # subscribers planned per transaction
     # A newly confirmed reader gets the newest edition if it went out at most this many
     # days ago (0: never).
@@ -137,6 +142,7 @@ class Settings:
             "retry_backoff": _positive(get, "RETRY_BACKOFF", float, 60.0),
             "max_attempts": _positive(get, "MAX_ATTEMPTS", int, 8),
             "batch_size": _positive(get, "BATCH_SIZE", int, 500),
+            "smtp_connections": _positive(get, "SMTP_CONNECTIONS", int, 1),
             "plan_chunk": _positive(get, "PLAN_CHUNK", int, 10_000),
             "tick_every": _positive(get, "TICK_EVERY", float, 30.0),
             "soft_bounce_limit": _positive(get, "SOFT_BOUNCE_LIMIT", int, 3),
@@ -144,6 +150,11 @@ class Settings:
             "inbound_max_bytes": _positive(get, "INBOUND_MAX_BYTES", int, 1_048_576),
             "inbound_keep_days": _positive(get, "INBOUND_KEEP_DAYS", int, 30),
         }
+        if engine_knobs["smtp_connections"] > MAX_SMTP_CONNECTIONS:
+            raise ConfigError(
+                f"NEWSLETTER_SMTP_CONNECTIONS must be at most {MAX_SMTP_CONNECTIONS}: a relay "
+                "refuses a client that opens more"
+            )
         dkim_key = get("DKIM_KEY_FILE")
         broker_url = get("BROKER_URL")
         settings = cls(
@@ -187,12 +198,15 @@ def _positive(
     raw = get(name)
     if raw is None:
         return default
+    refusal = ConfigError(f"NEWSLETTER_{name} must be a positive number, not {raw!r}")
+    if not raw.isascii():  # int() and float() also read other scripts' digits ("٢" is 2)
+        raise refusal
     try:
         value = kind(raw)
     except ValueError as exc:
-        raise ConfigError(f"NEWSLETTER_{name} must be a positive number, not {raw!r}") from exc
+        raise refusal from exc
     if value <= 0:
-        raise ConfigError(f"NEWSLETTER_{name} must be a positive number, not {raw!r}")
+        raise refusal
     return value
 
 

@@ -14,7 +14,7 @@ import mailbox
 import re
 import smtplib
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -130,7 +130,10 @@ class _TransportBase:
 
 
 def make_transport(settings: Settings) -> Transport:
-    """SMTP when NEWSLETTER_SMTP_URL is set, otherwise the Maildir outbox."""
+    """SMTP when NEWSLETTER_SMTP_URL is set (over NEWSLETTER_SMTP_CONNECTIONS connections),
+    otherwise the Maildir outbox."""
+    if settings.smtp_url and settings.smtp_connections > 1:
+        return SmtpLanes(settings.smtp_url, settings.smtp_connections)
     if settings.smtp_url:
         return SmtpTransport(settings.smtp_url)
     return MaildirTransport(settings.outbox)
@@ -315,8 +318,20 @@ class SmtpTransport(_TransportBase):
     def send(self, envelope_from: str, batch: Batch) -> list[SendResult]:
         """Send each message to its recipient; reconnect after a drop if the last try got on."""
         results: list[SendResult | None] = [None] * len(batch)
+        run_in_turn([self.steps(envelope_from, batch, range(len(batch)), results)])
+        return finished(results)
+
+    def steps(
+        self,
+        envelope_from: str,
+        batch: Batch,
+        positions: Sequence[int],
+        results: list[SendResult | None],
+    ) -> Iterator[None]:
+        """Send the items at `positions`, filling in their results; pause (yield) after each
+        write, while the relay works, so that another connection can be served meanwhile."""
         start = 0
-        while start < len(batch):
+        while start < len(positions):
             done_before = start
             try:
                 self.open()
@@ -324,42 +339,36 @@ class SmtpTransport(_TransportBase):
                 # Our credentials or TLS, not any reader: no message can go until staff act.
                 self._drop()
                 refused = SendResult(Outcome.permanent, _refusal(exc), blocked=True)
-                for i in range(start, len(batch)):
+                for i in positions[start:]:
                     results[i] = refused
                 break
             except OSError as exc:
                 self._drop()
                 # Relay down, or 421 at the greeting: retried; not the readers' fault.
                 down = SendResult(Outcome.temporary, _describe(exc), blocked=True)
-                for i in range(start, len(batch)):
+                for i in positions[start:]:
                     results[i] = down
                 break
+            send = self._send_pipelined if self._pipelining else self._send_lockstep
             try:
-                self._send_range(envelope_from, batch, start, results)
+                yield from send(envelope_from, batch, positions[start:], results)
             except (OSError, _Dropped) as exc:
                 self._drop()
                 reply = _describe(exc)
-                start = next((i for i, r in enumerate(results) if r is None), len(batch))
+                start = next(
+                    (k for k, i in enumerate(positions) if results[i] is None), len(positions)
+                )
                 progressed = any(
-                    r is not None and r.outcome is not Outcome.temporary
-                    for r in results[done_before:start]
+                    (r := results[i]) is not None and r.outcome is not Outcome.temporary
+                    for i in positions[done_before:start]
                 )
                 if not progressed:
                     # Server down or refusing us: the rest waits for the retry.
-                    for i in range(start, len(batch)):
+                    for i in positions[start:]:
                         results[i] = SendResult(Outcome.temporary, reply, blocked=True)
                     break
                 continue
             break
-        return [r if r is not None else SendResult(Outcome.temporary, "not sent") for r in results]
-
-    def _send_range(
-        self, envelope_from: str, batch: Batch, start: int, results: list[SendResult | None]
-    ) -> None:
-        if self._pipelining:
-            self._send_pipelined(envelope_from, batch, start, results)
-        else:
-            self._send_lockstep(envelope_from, batch, start, results)
 
     def _mail_commands(self, envelope_from: str) -> Callable[[Item], bytes]:
         """MAIL FROM for each item: built once for the batch's sender, per item for its own."""
@@ -405,12 +414,16 @@ class SmtpTransport(_TransportBase):
         return code, b"\n".join(lines).decode("utf-8", "replace")
 
     def _send_lockstep(
-        self, envelope_from: str, batch: Batch, start: int, results: list[SendResult | None]
-    ) -> None:
+        self,
+        envelope_from: str,
+        batch: Batch,
+        positions: Sequence[int],
+        results: list[SendResult | None],
+    ) -> Iterator[None]:
         assert self._smtp is not None
         write = self._smtp.sock.sendall  # type: ignore[union-attr]
         mail_cmd = self._mail_commands(envelope_from)
-        for i in range(start, len(batch)):
+        for i in positions:
             item = batch[i]
             rcpt, data = item[0], item[1]
             failure: SendResult | None = None
@@ -426,6 +439,7 @@ class SmtpTransport(_TransportBase):
                     break
             if failure is None:
                 write(joined(data) + b".\r\n")
+                yield
                 code, text = self._reply()
                 results[i] = SENT if 200 <= code < 300 else _classify(code, text, "data")
             else:
@@ -436,8 +450,12 @@ class SmtpTransport(_TransportBase):
                 _raise_if_closing(*self._reply())
 
     def _send_pipelined(
-        self, envelope_from: str, batch: Batch, start: int, results: list[SendResult | None]
-    ) -> None:
+        self,
+        envelope_from: str,
+        batch: Batch,
+        positions: Sequence[int],
+        results: list[SendResult | None],
+    ) -> Iterator[None]:
         assert self._smtp is not None
         write = self._writer()
         mail_cmd = self._mail_commands(envelope_from)
@@ -447,11 +465,12 @@ class SmtpTransport(_TransportBase):
         final_for: int | None = None  # the message whose end-of-data reply is awaited
         ignored = 0  # replies to RSET and the like
         reply = self._reply
-        for i in range(start, len(batch)):
+        for i in positions:
             item = batch[i]
             rcpt, data = item[0], item[1]
             pending.append(mail_cmd(item) + b"RCPT TO:<" + rcpt.encode() + b">\r\nDATA\r\n")
             write(pending)
+            yield
             if final_for is not None:
                 code, text = reply()
                 results[final_for] = SENT if 200 <= code < 300 else _classify(code, text, "data")
@@ -481,6 +500,7 @@ class SmtpTransport(_TransportBase):
                 pending = [b".\r\nRSET\r\n" if data_code == 354 else b"RSET\r\n"]
                 ignored = 2 if data_code == 354 else 1
         write(pending)
+        yield
         if final_for is not None:
             code, text = reply()
             results[final_for] = SENT if 200 <= code < 300 else _classify(code, text, "data")
@@ -514,6 +534,52 @@ class SmtpTransport(_TransportBase):
                     sent = 0
 
         return sendv
+
+
+class SmtpLanes(_TransportBase):
+    """Several connections to one relay, served in turn by one thread: while the relay
+    takes in a message on one, the next is already waiting on another, so it never idles
+    between our replies. Items are dealt to the connections in turn; results come back in
+    order."""
+
+    dot_stuffed = True
+
+    def __init__(self, url: str, connections: int) -> None:
+        self.lanes = [SmtpTransport(url) for _ in range(connections)]
+
+    def frame(self, data: bytes) -> bytes:
+        return self.lanes[0].frame(data)
+
+    def open(self) -> None:
+        for lane in self.lanes:
+            lane.open()
+
+    def close(self) -> None:
+        for lane in self.lanes:
+            lane.close()
+
+    def send(self, envelope_from: str, batch: Batch) -> list[SendResult]:
+        results: list[SendResult | None] = [None] * len(batch)
+        count = len(self.lanes)
+        run_in_turn(
+            [
+                lane.steps(envelope_from, batch, range(k, len(batch), count), results)
+                for k, lane in enumerate(self.lanes)
+            ]
+        )
+        return finished(results)
+
+
+def run_in_turn(runs: list[Iterator[None]]) -> None:
+    """Advance each run by one step in turn until all are done."""
+    while runs:
+        for run in list(runs):
+            if next(run, StopIteration) is StopIteration:
+                runs.remove(run)
+
+
+def finished(results: Sequence[SendResult | None]) -> list[SendResult]:
+    return [r if r is not None else SendResult(Outcome.temporary, "not sent") for r in results]
 
 
 def _classify(code: int, text: str, stage: str) -> SendResult:

@@ -141,6 +141,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     )
     if settings.smtp_url:
         env["NEWSLETTER_SMTP_URL"] = settings.smtp_url
+        env["NEWSLETTER_SMTP_CONNECTIONS"] = str(settings.smtp_connections)
     return env
 
 

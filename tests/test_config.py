@@ -43,6 +43,10 @@ def test_missing_secret_key_is_refused_outside_embedded_mode(env: dict[str, str]
         ("TIMEZONE", "Mars/Olympus"),
         ("SMTP_URL", "http://mail"),
         ("BASE_URL", "ftp://x"),
+        ("SMTP_CONNECTIONS", "0"),
+        ("SMTP_CONNECTIONS", "two"),
+        ("SMTP_CONNECTIONS", "17"),
+        ("SMTP_CONNECTIONS", "٢"),  # Arabic-Indic two: int() takes it, it is no setting
     ],
 )
 def test_bad_values_are_refused(name: str, value: str) -> None:

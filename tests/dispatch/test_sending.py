@@ -26,10 +26,13 @@ from newsletter.models import (
 from newsletter.runtime import Runtime
 
 
-@pytest.fixture
-def smtp_runtime(settings, engine, smtp_server):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=[1, 3], ids=["1 connection", "3 connections"])
+def smtp_runtime(request, settings, engine, smtp_server):  # type: ignore[no-untyped-def]
+    """A runtime sending to the recording relay over one connection, or over three served
+    in turn (NEWSLETTER_SMTP_CONNECTIONS): the outcomes must not tell them apart."""
     url, handler = smtp_server
-    return Runtime(replace(settings, smtp_url=url), _engine=engine), handler
+    settings = replace(settings, smtp_url=url, smtp_connections=request.param)
+    return Runtime(settings, _engine=engine), handler
 
 
 def _send(runtime: Runtime, jobs=None):  # type: ignore[no-untyped-def]

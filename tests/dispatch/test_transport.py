@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import mailbox
 import socket
 from email import message_from_bytes
@@ -12,6 +13,7 @@ from newsletter.config import Settings
 from newsletter.transport import (
     MaildirTransport,
     Outcome,
+    SmtpLanes,
     SmtpOptions,
     SmtpTransport,
     make_transport,
@@ -153,3 +155,73 @@ def test_maildir_records_each_messages_envelope_sender(tmp_path) -> None:  # typ
         "r1@example.org": "<inbound+t@example.org>",
         "r2@example.org": "<b@example.org>",
     }
+
+
+class _Overlap:
+    """Wraps the recording handler: each DATA takes 50 ms, and the most messages being taken
+    in at once, and the connections they came over, are noted."""
+
+    def __init__(self, handler) -> None:  # type: ignore[no-untyped-def]
+        self.handler = handler
+        self.busy = 0
+        self.most = 0
+        self.peers: set[tuple[str, int]] = set()
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        self.busy += 1
+        self.most = max(self.most, self.busy)
+        self.peers.add(session.peer)
+        await asyncio.sleep(0.05)
+        self.busy -= 1
+        return await self.handler.__class__.handle_DATA(self.handler, server, session, envelope)
+
+
+def test_lanes_keep_a_message_in_flight_on_each_connection(smtp) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: NEWSLETTER_SMTP_CONNECTIONS=3: the relay takes in three messages at once,
+    over three connections; each reader gets one copy, the 550 fails only its reader, and
+    the results come back in the batch's order."""
+    url, handler, _ = smtp
+    overlap = _Overlap(handler)
+    handler.handle_DATA = overlap.handle_DATA
+    handler.fail_with["r4@example.org"] = "550 5.1.1 no such user"
+    batch = [(f"r{n}@example.org", _message(n)) for n in range(9)]
+    transport = make_transport(Settings(smtp_url=url, smtp_connections=3, secret_key="k"))
+    assert isinstance(transport, SmtpLanes) and transport.dot_stuffed
+    with transport:
+        results = transport.send("b@example.org", batch)
+    assert [r.outcome for r in results] == [Outcome.ok] * 4 + [Outcome.permanent] + [Outcome.ok] * 4
+    assert results[4].bounce
+    got = handler.by_recipient()
+    assert sorted(got) == sorted(f"r{n}@example.org" for n in range(9) if n != 4)
+    assert all(len(copies) == 1 for copies in got.values())
+    assert len(overlap.peers) == 3 and overlap.most == 3
+
+
+def test_lanes_reconnect_only_the_connection_the_relay_closed(smtp) -> None:  # type: ignore[no-untyped-def]
+    """Scenario: over two connections, the relay answers 421 (closing) to one message: that
+    message is temporary, its connection is opened again, and every other message goes out
+    once."""
+    url, handler, _ = smtp
+    handler.fail_with["r2@example.org"] = "421 4.4.2 closing connection"
+    batch = [(f"r{n}@example.org", _message(n)) for n in range(8)]
+    with SmtpLanes(url, 2) as transport:
+        results = transport.send("b@example.org", batch)
+    assert [r.outcome for r in results] == [
+        Outcome.temporary if n == 2 else Outcome.ok for n in range(8)
+    ]
+    got = handler.by_recipient()
+    assert sorted(got) == sorted(f"r{n}@example.org" for n in range(8) if n != 2)
+    assert all(len(copies) == 1 for copies in got.values())
+
+
+def test_lanes_to_a_relay_that_is_down_are_temporary_and_blocked() -> None:
+    """Scenario: nobody listens: every message over every connection is temporary and
+    marked as the relay's fault (the send pauses after its retries; no reader fails)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with SmtpLanes(f"smtp://127.0.0.1:{port}?timeout=2", 3) as transport:
+        results = transport.send(
+            "b@example.org", [(f"r{n}@example.org", _message(n)) for n in range(5)]
+        )
+    assert all(r.outcome is Outcome.temporary and r.blocked for r in results)
