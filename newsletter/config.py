@@ -75,7 +75,7 @@ class Settings:
     retry_backoff: float = 60.0
     max_attempts: int = 8
     batch_size: int = 500
-    smtp_connections: int = 1  # per sending process, served in turn (transport.SmtpLanes)
+    smtp_connections: int = 2  # per sending process, served in turn (transport.SmtpLanes)
     plan_chunk: int = 10_000  # subscribers planned per transaction
     # A newly confirmed reader gets the newest edition if it went out at most this many
     # days ago (0: never).
@@ -142,7 +142,7 @@ class Settings:
             "retry_backoff": _positive(get, "RETRY_BACKOFF", float, 60.0),
             "max_attempts": _positive(get, "MAX_ATTEMPTS", int, 8),
             "batch_size": _positive(get, "BATCH_SIZE", int, 500),
-            "smtp_connections": _positive(get, "SMTP_CONNECTIONS", int, 1),
+            "smtp_connections": _positive(get, "SMTP_CONNECTIONS", int, 2),
             "plan_chunk": _positive(get, "PLAN_CHUNK", int, 10_000),
             "tick_every": _positive(get, "TICK_EVERY", float, 30.0),
             "soft_bounce_limit": _positive(get, "SOFT_BOUNCE_LIMIT", int, 3),

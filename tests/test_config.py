@@ -68,3 +68,12 @@ def test_weekly_send_and_list_id() -> None:
     assert (settings.weekly_send.weekday, settings.weekly_send.at.hour) == (1, 9)
     assert settings.list_id_value == "digest.news.example.org"
     assert settings.base_url == "https://news.example.org"
+
+
+def test_smtp_connections() -> None:
+    """Scenario: two connections per worker unless told; a number within the limit is taken
+    as written (with spaces around it)."""
+    base = {"NEWSLETTER_SECRET_KEY": "k"}
+    assert Settings.from_env(base).smtp_connections == 2
+    assert Settings.from_env({**base, "NEWSLETTER_SMTP_CONNECTIONS": " 16 "}).smtp_connections == 16
+    assert Settings.from_env({**base, "NEWSLETTER_SMTP_CONNECTIONS": "1"}).smtp_connections == 1
