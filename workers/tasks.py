@@ -69,6 +69,6 @@ def _register(app: Celery, job: Job) -> None:
     task.__name__ = job.name
     task.__doc__ = f"The {job.name} job; if lost: {policy.recovery}"
     # Not shared: a shared task is added to every app the process creates afterwards.
-    app.task(
-        name=TASK_PREFIX + job.name, bind=True, max_retries=policy.max_retries, shared=False
-    )(task)
+    app.task(name=TASK_PREFIX + job.name, bind=True, max_retries=policy.max_retries, shared=False)(
+        task
+    )
