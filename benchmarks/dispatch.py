@@ -79,7 +79,7 @@ class Options:
     # --baseline runs an earlier commit against the same schema, services and sink.
     code: Path | None = None
     label: str = ""
-    smtp_connections: int = 1  # NEWSLETTER_SMTP_CONNECTIONS of the workers
+    smtp_connections: int | None = None  # NEWSLETTER_SMTP_CONNECTIONS; None: the default
 
 
 def newsletter_env(db_url: str, broker_url: str, smtp_url: str, outbox: Path) -> dict[str, str]:
@@ -232,7 +232,8 @@ def run_once(n: int, opts: Options) -> Result:
         newsletter(env, "import", str(sample_data_dir() / f"{WEEK}.yaml"), cwd=workdir)
         if opts.code is not None:
             env = {**env, "PYTHONPATH": str(opts.code)}
-        env["NEWSLETTER_SMTP_CONNECTIONS"] = str(opts.smtp_connections)
+        if opts.smtp_connections is not None:
+            env["NEWSLETTER_SMTP_CONNECTIONS"] = str(opts.smtp_connections)
         workers = start_workers(env, opts.workers, workdir)
         spy: PySpy | None = None
         try:
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--smtp-connections", type=int, action="append", metavar="N",
-        help="NEWSLETTER_SMTP_CONNECTIONS of this tree's workers (repeatable; default 1)",
+        help="NEWSLETTER_SMTP_CONNECTIONS of this tree's workers (repeatable; default: unset)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     sizes = args.subscribers or [10_000, 100_000]
@@ -406,8 +407,8 @@ def main(argv: list[str] | None = None) -> None:
                 ),
                 replace(opts, label="after " + here),
             ]
-        connections = args.smtp_connections or [1]
-        if connections != [1]:
+        connections = args.smtp_connections
+        if connections:
             # The baseline runs as it was; this tree once per connection count.
             runs = [r for r in runs if r.code is not None] + [
                 replace(
