@@ -54,3 +54,24 @@ def test_dispatch_benchmark_runs_end_to_end_at_200_subscribers() -> None:
     assert cells[1] == "1"  # one worker
     assert "failed" not in cells[4]  # every delivery was sent
     assert float(cells[5].replace(",", "")) > 0  # emails/s
+
+
+@needs_smtp_sink
+@pytest.mark.slow
+def test_engine_benchmark_measures_a_baseline_tree_and_this_one() -> None:
+    """The in-process engine benchmark sends 200 readers once per tree and prints both rows;
+    the baseline's measuring process imports the exported tree's package, not this one."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.engine", "--subscribers", "200", "--rounds", "1",
+         "--baseline", "HEAD", "--no-install", "--admin-dsn", _admin_dsn()],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    before = next(line for line in proc.stdout.splitlines() if line.startswith("round 1 before"))
+    after = next(line for line in proc.stdout.splitlines() if line.startswith("round 1 after"))
+    assert "/nlengine-" in before and f"({ROOT / 'newsletter'})" in after
+    rows = [line for line in proc.stdout.splitlines() if line.startswith(("| before", "| after"))]
+    assert len(rows) == 2
+    for row in rows:
+        cpu, rate = (float(c.strip().replace(",", "")) for c in row.strip("|").split("|")[1:])
+        assert cpu > 0 and rate > 0
