@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import sys
@@ -46,6 +47,11 @@ class LazyGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
             module = importlib.import_module(f"newsletter.cli.{COMMAND_MODULES[cmd_name]}")
             module.register(self)
+        if not gc.isenabled():
+            # Started by __main__.run with the collector off: start-up is over, and what it
+            # made stays for good; the command's own garbage is collected from here on.
+            gc.freeze()
+            gc.enable()
         return self.commands.get(cmd_name)
 
 
