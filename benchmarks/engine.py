@@ -69,7 +69,7 @@ def prepare(db: BenchDatabase, subscribers: int) -> None:
     engine.dispose()
 
 
-def measure(db_url: str, smtp_url: str) -> dict[str, float]:
+def measure(db_url: str, smtp_url: str, batch: int) -> dict[str, float]:
     """CPU per email and emails/s of send_batch over every planned delivery, the median of
     the warm passes, with the `newsletter` package found first on sys.path (this function
     imports nothing else of this tree: an older package may lack what the helpers use)."""
@@ -92,7 +92,11 @@ def measure(db_url: str, smtp_url: str) -> dict[str, float]:
     runtime = Runtime(settings, _engine=make_engine(db_url))
     with runtime.session() as session:
         edition_id = int(session.execute(text("SELECT id FROM editions")).scalar_one())
-        total = int(session.execute(text("SELECT count(*) FROM deliveries")).scalar_one())
+        total, first_id, last_id = session.execute(
+            text("SELECT count(*), min(id), max(id) FROM deliveries")
+        ).one()
+    # One send_batch per range of `batch` ids, as the workers get them (0: one for all).
+    batch = batch or total
     # What a worker does at start, where the tree has it.
     extra = {}
     if hasattr(runtime, "sender"):
@@ -110,19 +114,22 @@ def measure(db_url: str, smtp_url: str) -> dict[str, float]:
             )
             session.execute(text("UPDATE editions SET status = 'sending'"))
         started_cpu, started = time.process_time(), time.perf_counter()
-        report = sending.send_batch(
-            runtime.sessions, settings, make_transport(settings), edition_id=edition_id,
-            first_id=0, **extra,
-        )  # fmt: skip
+        sent = 0
+        for first in range(first_id, last_id + 1, batch):
+            report = sending.send_batch(
+                runtime.sessions, settings, make_transport(settings), edition_id=edition_id,
+                first_id=first, last_id=first + batch - 1, **extra,
+            )  # fmt: skip
+            sent += report.sent
         elapsed_cpu, elapsed = time.process_time() - started_cpu, time.perf_counter() - started
-        if report.sent != total:
-            raise RuntimeError(f"sent {report.sent} of {total}")
+        if sent != total:
+            raise RuntimeError(f"sent {sent} of {total}")
         cpu.append(1e6 * elapsed_cpu / total)
         rate.append(total / elapsed)
     return {"cpu_us": statistics.median(cpu[1:]), "rate": statistics.median(rate[1:])}
 
 
-def run_tree(code: Path | None, db_url: str, smtp_url: str) -> dict[str, Any]:
+def run_tree(code: Path | None, db_url: str, smtp_url: str, batch: int) -> dict[str, Any]:
     """measure() in a fresh process whose `newsletter` package is the one in `code` (None:
     this tree's)."""
     here = Path(__file__).resolve().parents[1]
@@ -132,7 +139,7 @@ def run_tree(code: Path | None, db_url: str, smtp_url: str) -> dict[str, Any]:
         (Path(run_dir) / "newsletter").symlink_to((code or here) / "newsletter")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join((run_dir, str(here)))}
         proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.engine", "--child", db_url, smtp_url],
+            [sys.executable, "-m", "benchmarks.engine", "--child", db_url, smtp_url, str(batch)],
             env=env, cwd=run_dir, capture_output=True, text=True,
         )  # fmt: skip
     if proc.returncode != 0:
@@ -149,12 +156,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline", metavar="COMMIT", help="also measure COMMIT, alternating")
     parser.add_argument("--admin-dsn", default=ADMIN_DSN, help="PostgreSQL to create DBs in")
     parser.add_argument("--no-install", action="store_true", help="never apt-get install")
-    parser.add_argument("--child", nargs=2, metavar=("DB_URL", "SMTP_URL"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--batch", type=int, default=0,
+        help="send_batch per range of this many ids, as workers get them (default: one for all)",
+    )  # fmt: skip
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         import newsletter
 
-        result = measure(*args.child)
+        db_url, smtp_url, batch = args.child
+        result = measure(db_url, smtp_url, int(batch))
         print(json.dumps({**result, "package": str(Path(newsletter.__file__).resolve().parent)}))
         return
     from benchmarks.database import BenchDatabase
@@ -176,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in trees}
         for round_ in range(args.rounds):
             for label, code in trees:
-                result = run_tree(code, db.url, sink.url)
+                result = run_tree(code, db.url, sink.url, args.batch)
                 results[label].append(result)
                 print(
                     f"round {round_ + 1} {label}: {result['cpu_us']:.1f} µs CPU per email, "
