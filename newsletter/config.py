@@ -152,8 +152,8 @@ class Settings:
         }
         if engine_knobs["smtp_connections"] > MAX_SMTP_CONNECTIONS:
             raise ConfigError(
-                f"NEWSLETTER_SMTP_CONNECTIONS must be at most {MAX_SMTP_CONNECTIONS}: a relay "
-                "refuses a client that opens more"
+                f"NEWSLETTER_SMTP_CONNECTIONS must be at most {MAX_SMTP_CONNECTIONS} (per "
+                "worker: relays limit the connections of one client)"
             )
         dkim_key = get("DKIM_KEY_FILE")
         broker_url = get("BROKER_URL")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import weakref
 
 from celery import Celery, Task
 
@@ -12,8 +11,8 @@ from newsletter.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-# Keyed by the app itself, not id(app): a later app may reuse a collected one's id.
-_runtimes: weakref.WeakKeyDictionary[Celery, Runtime] = weakref.WeakKeyDictionary()
+# Keyed by the app itself, not id(app): an id is reused once its app is collected.
+_runtimes: dict[Celery, Runtime] = {}
 
 
 def runtime_for(app: Celery) -> Runtime:
