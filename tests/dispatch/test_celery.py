@@ -133,3 +133,24 @@ def test_redis_restarted_mid_send(
     p = _tick_until_sent(runtime, timeout=90)
     assert p.sent == 120
     _assert_everyone_once_but_window(runtime, handler, window=0)
+
+
+def test_a_supervised_worker_that_exits_is_started_again(
+    smtp_broker_runtime, edition, readers, worker_processes
+) -> None:  # type: ignore[no-untyped-def]
+    """The harness the Redis-restart test relies on: a supervised worker that ends on its own
+    (here SIGKILLed behind the harness's back) is started again, like Restart=always, and
+    the new one sends."""
+    import os
+    import signal
+
+    runtime, handler = smtp_broker_runtime
+    readers(20, sets=FEW)
+    worker = worker_processes(runtime.settings, supervised=True)
+    first = worker.process.pid
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: worker.restarts == 1 and worker.process.pid != first, timeout=10)
+    _start(runtime)
+    p = _tick_until_sent(runtime, timeout=60)
+    assert p.sent == 20 and worker.restarts == 1
+    assert all(len(copies) == 1 for copies in handler.by_recipient().values())
