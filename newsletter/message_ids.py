@@ -27,7 +27,7 @@ from newsletter.errors import TokenError
 from newsletter.tokens import (
     TokenData,
     TokenSigner,
-    make_message_id_token,
+    message_id_token_maker,
     read_message_id_token,
 )
 
@@ -43,9 +43,11 @@ def message_id_maker(
     """A function (subscriber id, link salt) -> the Message-ID of their copy of an edition;
     `issued` is fixed per edition (its creation time), so the id is the same on every send."""
 
+    token = message_id_token_maker(signer, edition_id, issued)
+    right = f"@{domain}>"
+
     def message_id(subscriber_id: int, salt: int) -> str:
-        token = make_message_id_token(signer, subscriber_id, edition_id, salt=salt, issued=issued)
-        return f"<{token}@{domain}>"
+        return "<" + token(subscriber_id, salt) + right
 
     return message_id
 

@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -45,8 +46,11 @@ _VERSION = 2
 _TAG_SIZE = 16  # 128 bits: forging needs ~2^127 online guesses
 _PLAIN = struct.Struct(">6sI I6s")
 _PLAIN_SIZE = _PLAIN.size  # 20
+_MIDDLE = struct.Struct(">II")  # the plaintext between the ids: edition id + 1, issued at
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _TOKEN_SIZE = 1 + _TAG_SIZE + _PLAIN_SIZE
 _MAX_ID = 2**48
+_MAX_SALT = 2**SALT_BITS
 
 _V1_VERSION = 1
 _V1_MAC_SIZE = 16
@@ -134,26 +138,39 @@ class TokenSigner:
         now: datetime | None = None,
     ) -> str:
         """A URL-safe token for this subscriber (with their link salt) and edition, issued now."""
+        return self.maker(purpose, edition_id, now=now)(subscriber_id, salt)
+
+    def maker(
+        self,
+        purpose: TokenPurpose | str,
+        edition_id: int | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> Callable[[int, int], str]:
+        """make() for many readers of one edition at one moment: (subscriber id, salt) -> token.
+        What all of them share is packed and keyed once (a send makes one per message)."""
         code = _CODES.get(purpose)
         if code is None:
             raise ValueError(f"unknown token purpose {purpose!r}")
-        if not 0 <= subscriber_id < _MAX_ID or not 0 <= salt < 2**SALT_BITS:
-            raise ValueError("subscriber id and salt must be between 0 and 2**48")
-        if edition_id is not None and not 0 <= edition_id < 2**32 - 1:
-            raise ValueError("the edition id must be between 0 and 2**32 - 1")
+        _check_edition(edition_id)
         issued = int(time.time() if now is None else now.timestamp())
         head = bytes(((_VERSION << 4) | code,))
-        plain = _PLAIN.pack(
-            subscriber_id.to_bytes(6, "big"),
-            0 if edition_id is None else edition_id + 1,
-            issued,
-            salt.to_bytes(6, "big"),
-        )
-        tag = self._tag(purpose, head + plain)
-        sealed = (int.from_bytes(plain, "big") ^ self._stream(purpose, tag)).to_bytes(
-            _PLAIN_SIZE, "big"
-        )
-        return base64.urlsafe_b64encode(head + tag + sealed).rstrip(b"=").decode("ascii")
+        middle = _MIDDLE.pack(0 if edition_id is None else edition_id + 1, issued)
+        mac, cipher = self._mac[purpose], self._cipher[purpose]
+
+        def make(subscriber_id: int, salt: int) -> str:
+            _check_reader(subscriber_id, salt)
+            plain = subscriber_id.to_bytes(6, "big") + middle + salt.to_bytes(6, "big")
+            state = mac.copy()
+            state.update(head + plain)
+            tag = state.digest()
+            state = cipher.copy()
+            state.update(tag)
+            sealed = int.from_bytes(plain, "big") ^ int.from_bytes(state.digest(), "big")
+            raw = head + tag + sealed.to_bytes(_PLAIN_SIZE, "big")
+            return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=").decode()
+
+        return make
 
     def read(
         self,
@@ -259,6 +276,7 @@ ADDRESS_PURPOSES = (TokenPurpose.return_path, TokenPurpose.mail_unsubscribe)
 _ADDRESS_VERSION = 3
 _ADDRESS_TAG = 10  # 80 bits: a forged address needs ~2^79 guesses, each one a mail sent
 _ADDRESS_PLAIN = struct.Struct(">6sIH6s")
+_ADDRESS_MIDDLE = struct.Struct(">IH")  # edition id + 1, issued day
 _ADDRESS_SIZE = 1 + _ADDRESS_TAG + _ADDRESS_PLAIN.size  # 29 bytes: 47 base32 characters
 _DAY_ZERO = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -275,7 +293,7 @@ def make_address_token(
     """A case-insensitive token for an address's local part (return path or mailto)."""
     if purpose not in ADDRESS_PURPOSES:
         raise ValueError(f"{purpose!r} is not an address token purpose")
-    raw = _seal_compact(signer, purpose, subscriber_id, edition_id, salt, now)
+    raw = _compact_maker(signer, purpose, edition_id, now)(subscriber_id, salt)
     return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
 
 
@@ -306,9 +324,15 @@ def make_message_id_token(
 ) -> str:
     """The left part of a Message-ID naming one reader's copy of an edition; `issued` fixes
     it (the same on every send of that copy)."""
-    return _seal_compact(
-        signer, TokenPurpose.message_id, subscriber_id, edition_id, salt, issued
-    ).hex()
+    return message_id_token_maker(signer, edition_id, issued)(subscriber_id, salt)
+
+
+def message_id_token_maker(
+    signer: TokenSigner, edition_id: int, issued: datetime
+) -> Callable[[int, int], str]:
+    """make_message_id_token for every reader of one edition: (subscriber id, salt) -> token."""
+    seal = _compact_maker(signer, TokenPurpose.message_id, edition_id, issued)
+    return lambda subscriber_id, salt: seal(subscriber_id, salt).hex()
 
 
 def read_message_id_token(signer: TokenSigner, text: str) -> TokenData:
@@ -323,28 +347,39 @@ def read_message_id_token(signer: TokenSigner, text: str) -> TokenData:
     return _open_compact(signer, raw, TokenPurpose.message_id, "Message-ID token")
 
 
-def _seal_compact(
-    signer: TokenSigner,
-    purpose: TokenPurpose,
-    subscriber_id: int,
-    edition_id: int | None,
-    salt: int,
-    now: datetime | None,
-) -> bytes:
-    if not 0 <= subscriber_id < _MAX_ID or not 0 <= salt < 2**SALT_BITS:
-        raise ValueError("subscriber id and salt must be between 0 and 2**48")
-    if edition_id is not None and not 0 <= edition_id < 2**32 - 1:
-        raise ValueError("the edition id must be between 0 and 2**32 - 1")
+def _compact_maker(
+    signer: TokenSigner, purpose: TokenPurpose, edition_id: int | None, now: datetime | None
+) -> Callable[[int, int], bytes]:
+    """(subscriber id, salt) -> the compact token's bytes, for one edition and issue day."""
+    _check_edition(edition_id)
     day = min(max(((now or datetime.now(UTC)) - _DAY_ZERO).days, 0), 2**16 - 1)
     head = bytes(((_ADDRESS_VERSION << 4) | _CODES[purpose],))
-    plain = _ADDRESS_PLAIN.pack(
-        subscriber_id.to_bytes(6, "big"),
-        0 if edition_id is None else edition_id + 1,
-        day,
-        salt.to_bytes(6, "big"),
-    )
-    tag = signer._tag(purpose, head + plain)[:_ADDRESS_TAG]
-    return head + tag + _xor(plain, _address_stream(signer, purpose, tag))
+    middle = _ADDRESS_MIDDLE.pack(0 if edition_id is None else edition_id + 1, day)
+    mac, cipher = signer._mac[purpose], signer._cipher[purpose]
+    shift = 8 * (_PLAIN_SIZE - _ADDRESS_PLAIN.size)  # the key stream's first 18 bytes
+
+    def seal(subscriber_id: int, salt: int) -> bytes:
+        _check_reader(subscriber_id, salt)
+        plain = subscriber_id.to_bytes(6, "big") + middle + salt.to_bytes(6, "big")
+        state = mac.copy()
+        state.update(head + plain)
+        tag = state.digest()[:_ADDRESS_TAG]
+        state = cipher.copy()
+        state.update(tag)
+        stream = int.from_bytes(state.digest(), "big") >> shift
+        return head + tag + _xor(plain, stream)
+
+    return seal
+
+
+def _check_reader(subscriber_id: int, salt: int) -> None:
+    if not (0 <= subscriber_id < _MAX_ID and 0 <= salt < _MAX_SALT):
+        raise ValueError("subscriber id and salt must be between 0 and 2**48")
+
+
+def _check_edition(edition_id: int | None) -> None:
+    if edition_id is not None and not 0 <= edition_id < 2**32 - 1:
+        raise ValueError("the edition id must be between 0 and 2**32 - 1")
 
 
 def _open_compact(signer: TokenSigner, raw: bytes, purpose: TokenPurpose, what: str) -> TokenData:

@@ -151,9 +151,10 @@ class Sender:
         issued at the edition's creation, so a copy sent again has the same one."""
         return message_id_maker(self.signer, self.domain, edition_id, created_at)
 
-    def is_prepared(self, edition_key: tuple[Any, ...], languages: str) -> bool:
+    def prepared(self, edition_key: tuple[Any, ...]) -> set[str]:
+        """The language sets ("be,ru") whose variants of this edition are ready."""
         with self._lock:
-            return tuple(languages.split(",")) in self._variants.get(edition_key, {})
+            return {",".join(langs) for langs in self._variants.get(edition_key, {})}
 
     def variants_for(
         self,
@@ -308,7 +309,9 @@ def _send_claims(
 
     signer = sender.signer
     pacer = sender.pacer
-    unsubscribe = _unsubscribe_purpose()
+    # Read once per claim, kept up to date below: the key hashes the settings.
+    ready = sender.prepared(edition_key)
+    unsubscribe_token = signer.maker(_unsubscribe_purpose(), edition_id)
     # Issued at the edition's creation (edition_key: id, week, created_at, settings).
     message_id = sender.message_ids(edition_id, edition_key[2])
     envelope_from = parseaddr(settings.from_address)[1]
@@ -321,13 +324,16 @@ def _send_claims(
     # nothing slow since: the claim's own, then the one that ends each write of results (the
     # same transaction: no round trip of its own).
     held: dict[int, bool] | None = dict.fromkeys((c.delivery_id for c in active), True)
-    for start, chunk in _stretches(active, step, lambda la: sender.is_prepared(edition_key, la)):
-        if any(not sender.is_prepared(edition_key, la) for la in {c.languages for c in chunk}):
+    for start, chunk in _stretches(active, step, ready.__contains__):
+        languages = {c.languages for c in chunk}
+        if not languages <= ready:
             held = None  # rendering takes a while: read again after it
         try:
-            templates = sender.variants_for(
-                sessions, edition_key, {tuple(c.languages.split(",")) for c in chunk}
+            variants = sender.variants_for(
+                sessions, edition_key, {tuple(la.split(",")) for la in languages}
             )
+            ready |= languages
+            templates = {la: variants[tuple(la.split(","))] for la in languages}
         except EditionIncomplete as exc:
             rest = {c.delivery_id: c.attempts for c in active[start:]}
             keeper.let_go(rest)
@@ -365,8 +371,8 @@ def _send_claims(
             chunk = [c for c in chunk if held.get(c.delivery_id)]
         batch: list[Item] = []
         for c in chunk:
-            template = templates[tuple(c.languages.split(","))]
-            token = signer.make(unsubscribe, c.subscriber_id, edition_id, salt=c.link_salt)
+            template = templates[c.languages]
+            token = unsubscribe_token(c.subscriber_id, c.link_salt)
             recipient = Recipient(
                 email=c.email,
                 name=c.name,

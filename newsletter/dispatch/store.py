@@ -282,7 +282,7 @@ def still_held(session: Session, tokens: Tokens) -> dict[int, bool]:
     answer was taken from this worker and is another's to send."""
     statement = _held_statement(is_postgresql(session))
     # (delivery id, attempts, active): typed loosely, as Select's parameters differ by version
-    rows: Iterable[Any] = session.execute(statement, {"ids": list(tokens)})
+    rows: Iterable[Any] = session.execute(statement, {"ids": list(tokens)}).all()  # not row by row
     return {i: active for i, attempts, active in rows if tokens[i] == attempts}
 
 

@@ -121,7 +121,7 @@ def test_warm_up_prepares_without_changing_anything(runtime, edition, readers) -
     warm_up(runtime.sessions, sender)
     assert state() == before
     key = (edition.id, edition.week, edition.created_at, runtime.settings)
-    assert sender.is_prepared(key, edition.languages[0])
+    assert sender.prepared(key) == {edition.languages[0]}
 
 
 def test_warm_up_with_no_edition_or_an_unfinished_draft(runtime, caplog) -> None:  # type: ignore[no-untyped-def]

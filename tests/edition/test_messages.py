@@ -188,3 +188,33 @@ def test_non_ascii_name_is_encoded_and_plain_name_greeted(
     nameless = Recipient(**{**BORIS.__dict__, "name": None})
     _msg, text, _html = parts(templates[("be",)].render(nameless))
     assert "Добры дзень!" in text
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "A" * 38,  # the whole link fits one QP line (75 characters)
+        "A" * 39,  # one more: folded
+        "A" * 150,  # three lines
+        "A" * 38 + ".dot-starts-the-second-line",
+        "A" * 20 + "?a=1&b='2'" + "B" * 60,  # '=' to encode, '&' and "'" to escape in HTML
+    ],
+)
+def test_long_links_are_folded_into_valid_quoted_printable(
+    templates: dict[tuple[str, ...], MessageTemplate], tail: str
+) -> None:
+    """However long the unsubscribe link, it arrives whole in both parts, on QP lines of at
+    most 76 characters, and SMTP's copy (values put into pre-stuffed pieces) is the same
+    message dot-stuffed."""
+    from newsletter.transport import dot_stuff
+
+    url = f"https://news.example.org/unsubscribe/{tail}"
+    recipient = Recipient(**{**ALICE.__dict__, "unsubscribe_url": url})
+    template = templates[("en",)]
+    raw = template.render(recipient)
+    _msg, text, html = parts(raw)
+    assert url in text
+    assert url.replace("&", "&amp;").replace("'", "&#x27;") in html
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    assert template.render_smtp(recipient) == dot_stuff(raw)
