@@ -14,12 +14,11 @@ from datetime import date, datetime
 from functools import cache
 from io import BytesIO
 
-from babel import Locale
-from babel.dates import format_date as babel_format_date
-from babel.dates import format_skeleton, parse_pattern
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from newsletter.date_words import DATA as DATE_DATA
+from newsletter.date_words import apply_pattern
 from newsletter.editions import IsoWeek, parse_week
 from newsletter.errors import ValidationError
 from newsletter.languages import LANGUAGES
@@ -103,41 +102,34 @@ def trend_label(trend: Trend | str, lang: str) -> str:
     return gettext_for(lang, TREND_LABELS[Trend(trend)])
 
 
-# English dates in the international style (day month year, "3–9 February 2020"), not
-# the US one ("Feb 3 – 9, 2020"): CLDR's en_001 is English as written outside the US.
-DATE_LOCALES: dict[str, str] = {"be": "be", "ru": "ru", "en": "en_001"}
 # CLDR puts thin spaces around range dashes and before "г."; some mail clients' fonts show
 # them as boxes or drop them, and a one-line subject folds them anyway: plain spaces.
 _SPACES = str.maketrans({"\u2009": " ", "\u202f": " "})
 
 
-@cache
-def _date_locale(lang: str) -> Locale:
-    return Locale.parse(DATE_LOCALES[_check(lang)])
-
-
 def format_date(day: date | datetime, lang: str) -> str:
     """'27 студзеня 2020', '27 января 2020', '27 January 2020'."""
-    return babel_format_date(day, "d MMMM y", locale=_date_locale(lang))
+    return apply_pattern("d MMMM y", day, _check(lang))
 
 
 def format_interval(start: date, end: date, lang: str, *, month: str = "MMMM") -> str:
     """'3–9 лютага 2020', '27 января — 2 февраля 2020 г.', '30 December 2019 – 5 January 2020'.
 
-    Babel's interval patterns for the skeleton yMMMd (the ends collapse as the language
+    CLDR's interval patterns for the skeleton yMMMd (the ends collapse as the language
     writes them), with the month widened to MMMM as CLDR's matching rule allows: Babel's
     format_interval does not widen, and would print "3–9 лют 2020" (with month="MMM" this
     is exactly format_interval). MMMM is the format (genitive) form in be and ru, as in the
-    sample edition's "1 лютага 2020 года"."""
-    loc = _date_locale(lang)
+    sample edition's "1 лютага 2020 года". The patterns are date_words.DATA, Babel's own."""
+    if month not in ("MMM", "MMMM"):
+        raise ValueError(f"month must be MMM or MMMM, not {month!r}")
+    data = DATE_DATA[_check(lang)]
     if start == end:
-        return format_skeleton(f"y{month}d", start, locale=loc).translate(_SPACES)
-    parts = loc.interval_formats["yMMMd"]
+        return apply_pattern(data[f"y{month}d"], start, lang).translate(_SPACES)
     # The largest calendar field in which the two ends differ picks the pattern.
     field = "y" if start.year != end.year else "M" if start.month != end.month else "d"
-    patterns = [re.sub(r"(?<!M)MMM(?!M)", month, p) for p in parts[field]]
+    patterns = [re.sub(r"(?<!M)MMM(?!M)", month, p) for p in data["interval"][field]]
     text = "".join(
-        parse_pattern(p).apply(day, loc) for p, day in zip(patterns, (start, end), strict=True)
+        apply_pattern(p, day, lang) for p, day in zip(patterns, (start, end), strict=True)
     )
     return text.translate(_SPACES)
 

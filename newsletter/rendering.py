@@ -227,7 +227,7 @@ def warm_up() -> None:
         env.get_template(name)
     for lang in LANGUAGES:
         i18n.translations(lang)
-        i18n.format_week_range("2020-W01", lang)  # loads Babel's locale data
+        i18n.format_week_range("2020-W01", lang)
     inline_css("<html><head><style>p { color: #000 }</style></head><body><p>.</p></body></html>")
 
 

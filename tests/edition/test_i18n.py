@@ -9,6 +9,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
 from newsletter import i18n
+from newsletter.date_words import DATA, DATE_LOCALES, apply_pattern, from_babel
 from newsletter.languages import LANGUAGES
 from newsletter.models import Trend
 from newsletter.paths import PACKAGE_DIR, locale_dir, templates_dir
@@ -91,7 +92,45 @@ def test_intervals_are_babels_with_the_month_written_out() -> None:
         for start in starts:
             for days in (0, 6, 40, 400):
                 end = start + timedelta(days=days)
-                babel = format_interval(start, end, "yMMMd", locale=i18n.DATE_LOCALES[lang])
+                babel = format_interval(start, end, "yMMMd", locale=DATE_LOCALES[lang])
                 ours = i18n.format_interval(start, end, lang, month="MMM")
                 assert ours == babel.replace("\u2009", " ").replace("\u202f", " ")
                 assert "\u2009" not in i18n.format_interval(start, end, lang)
+
+
+def test_the_date_words_are_babels() -> None:
+    """The CLDR words and patterns kept in date_words are the installed Babel's: after
+    a Babel upgrade that changes them, `python -m newsletter.date_words` prints the new ones."""
+    assert from_babel() == DATA
+
+
+def test_every_day_and_range_is_written_as_babel_writes_it() -> None:
+    """Every day of three years, alone and as the start of a week, a month and a year range,
+    in each language: the same text as Babel's format_date and format_interval."""
+    from datetime import date, timedelta
+
+    from babel.dates import format_date, format_interval
+
+    for lang in ("be", "ru", "en"):
+        locale = DATE_LOCALES[lang]
+        day = date(2019, 1, 1)
+        while day.year < 2022:
+            assert i18n.format_date(day, lang) == format_date(day, "d MMMM y", locale=locale)
+            for days in (0, 6, 31, 366):
+                end = day + timedelta(days=days)
+                babel = format_interval(day, end, "yMMMd", locale=locale)
+                ours = i18n.format_interval(day, end, lang, month="MMM")
+                assert ours == babel.replace("\u2009", " ").replace("\u202f", " ")
+            day += timedelta(days=1)
+
+
+def test_a_pattern_with_an_unknown_field_is_refused() -> None:
+    from datetime import date
+
+    with pytest.raises(ValueError, match="unsupported date field"):
+        apply_pattern("EEEE d MMMM", date(2020, 1, 1), "en")
+    with pytest.raises(ValueError):
+        i18n.format_interval(date(2020, 1, 1), date(2020, 1, 2), "en", month="LLLL")
+    assert (
+        apply_pattern("dd.MM.yyyy 'o''clock' ''", date(2020, 2, 3), "en") == "03.02.2020 o'clock '"
+    )
