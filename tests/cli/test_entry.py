@@ -46,3 +46,25 @@ def test_the_entry_exits_with_the_commands_code(tmp_path) -> None:  # type: igno
         missing.stderr.strip()
         == "error: the database has no tables yet: run `newsletter db upgrade`"
     )
+
+
+def test_a_ready_worker_freezes_what_start_up_made_but_not_its_garbage() -> None:
+    """newsletter worker freezes on Celery's worker_ready (after the warm-up): garbage made
+    before (a reference cycle nobody holds) is collected first, never kept for good."""
+    import weakref
+
+    from newsletter.cli import freeze_start_up
+
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.me = cycle  # type: ignore[attr-defined]
+    gone = weakref.ref(cycle)
+    del cycle
+    try:
+        freeze_start_up(sender=None)
+        assert gone() is None
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
