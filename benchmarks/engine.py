@@ -69,7 +69,7 @@ def prepare(db: BenchDatabase, subscribers: int) -> None:
     engine.dispose()
 
 
-def measure(db_url: str, smtp_url: str, batch: int) -> dict[str, float]:
+def measure(db_url: str, smtp_url: str, batch: int, passes: int = PASSES) -> dict[str, float]:
     """CPU per email and emails/s of send_batch over every planned delivery, the median of
     the warm passes, with the `newsletter` package found first on sys.path (this function
     imports nothing else of this tree: an older package may lack what the helpers use)."""
@@ -103,8 +103,12 @@ def measure(db_url: str, smtp_url: str, batch: int) -> dict[str, float]:
         extra["sender"] = runtime.sender
         if hasattr(sending, "warm_up"):
             sending.warm_up(runtime.sessions, runtime.sender)
+    from newsletter import cli
+
+    if hasattr(cli, "freeze_start_up"):
+        cli.freeze_start_up()  # as a ready worker of that tree does
     cpu, rate = [], []
-    for _ in range(PASSES):
+    for _ in range(passes):
         with runtime.session() as session:
             session.execute(
                 text(
@@ -126,7 +130,8 @@ def measure(db_url: str, smtp_url: str, batch: int) -> dict[str, float]:
             raise RuntimeError(f"sent {sent} of {total}")
         cpu.append(1e6 * elapsed_cpu / total)
         rate.append(total / elapsed)
-    return {"cpu_us": statistics.median(cpu[1:]), "rate": statistics.median(rate[1:])}
+    warm = slice(1, None) if passes > 1 else slice(None)
+    return {"cpu_us": statistics.median(cpu[warm]), "rate": statistics.median(rate[warm])}
 
 
 def run_tree(code: Path | None, db_url: str, smtp_url: str, batch: int) -> dict[str, Any]:
@@ -160,13 +165,13 @@ def main(argv: list[str] | None = None) -> None:
         "--batch", type=int, default=0,
         help="send_batch per range of this many ids, as workers get them (default: one for all)",
     )  # fmt: skip
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # db smtp batch [passes]
     args = parser.parse_args(argv)
     if args.child:
         import newsletter
 
-        db_url, smtp_url, batch = args.child
-        result = measure(db_url, smtp_url, int(batch))
+        db_url, smtp_url, batch, *passes = args.child
+        result = measure(db_url, smtp_url, int(batch), *map(int, passes))
         print(json.dumps({**result, "package": str(Path(newsletter.__file__).resolve().parent)}))
         return
     from benchmarks.database import BenchDatabase

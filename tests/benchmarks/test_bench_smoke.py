@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,3 +76,25 @@ def test_engine_benchmark_measures_a_baseline_tree_and_this_one() -> None:
     for row in rows:
         cpu, rate = (float(c.strip().replace(",", "")) for c in row.strip("|").split("|")[1:])
         assert cpu > 0 and rate > 0
+
+
+@needs_smtp_sink
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("valgrind"), reason="valgrind is not installed")
+def test_instruction_count_of_the_send_loop() -> None:
+    """callgrind counts one warm pass over 20 readers and prints instructions per email."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.instructions", "--subscribers", "20",
+         "--no-install", "--admin-dsn", _admin_dsn()],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = next(
+        line
+        for line in proc.stdout.splitlines()
+        if line.startswith("| ") and "---" not in line and "tree" not in line
+    )
+    per_email = float(row.strip("|").split("|")[1].strip().replace(",", ""))
+    # A message is rendered, tokened and written to a socket: thousands of instructions, but
+    # not the millions of a whole process divided by 20 (the two runs' difference is a pass).
+    assert 10_000 < per_email < 2_000_000
