@@ -152,6 +152,17 @@ def run_tree(code: Path | None, db_url: str, smtp_url: str, batch: int) -> dict[
     return json.loads(proc.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def labelled_trees(baseline: str | None, into: Path) -> list[tuple[str, Path | None]]:
+    """("before COMMIT", its exported tree) when there is a baseline, then this tree (None)."""
+    from benchmarks.dispatch import _commit, _export
+
+    trees: list[tuple[str, Path | None]] = []
+    if baseline:
+        trees.append((f"before {_commit(baseline)}", _export(baseline, into)))
+    trees.append((f"{'after ' if baseline else ''}{_commit('HEAD')}", None))
+    return trees
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.engine", description=__doc__.split("\n\n")[0]
@@ -175,7 +186,6 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({**result, "package": str(Path(newsletter.__file__).resolve().parent)}))
         return
     from benchmarks.database import BenchDatabase
-    from benchmarks.dispatch import _commit, _export
     from benchmarks.services import SmtpSink, ensure_postfix
 
     ensure_postfix(install=not args.no_install)
@@ -185,11 +195,7 @@ def main(argv: list[str] | None = None) -> None:
         SmtpSink() as sink,
     ):
         prepare(db, args.subscribers)
-        trees: list[tuple[str, Path | None]] = []
-        if args.baseline:
-            base = _export(args.baseline, Path(tmp))
-            trees.append((f"before {_commit(args.baseline)}", base))
-        trees.append((f"{'after ' if args.baseline else ''}{_commit('HEAD')}", None))
+        trees = labelled_trees(args.baseline, Path(tmp))
         results: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in trees}
         for round_ in range(args.rounds):
             for label, code in trees:

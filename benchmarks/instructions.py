@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.engine import ADMIN_DSN, prepare
+from benchmarks.engine import ADMIN_DSN, labelled_trees, prepare
 
 BATCH = 500  # send_batch per range of this many ids, as workers get them
 
@@ -63,7 +63,6 @@ def main(argv: list[str] | None = None) -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian package valgrind)")
     from benchmarks.database import BenchDatabase
-    from benchmarks.dispatch import _commit, _export
     from benchmarks.services import SmtpSink, ensure_postfix
 
     ensure_postfix(install=not args.no_install)
@@ -74,11 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         SmtpSink() as sink,
     ):
         prepare(db, args.subscribers)
-        trees: list[tuple[str, Path | None]] = []
-        if args.baseline:
-            trees.append((f"before {_commit(args.baseline)}", _export(args.baseline, Path(tmp))))
-        trees.append((f"{'after ' if args.baseline else ''}{_commit('HEAD')}", None))
-        for label, code in trees:
+        for label, code in labelled_trees(args.baseline, Path(tmp)):
             rows.append((label, per_email(code, db.url, sink.url, args.subscribers)))
             print(f"{label}: {rows[-1][1]:,.0f} instructions per email", flush=True)
     print()
