@@ -96,10 +96,12 @@ def _fold(data: bytes) -> bytes | None:
     """Text that is valid QP as it is, cut into lines of 75, each followed by '=' (the
     template puts one after the last), as b2a_qp would at a tenth of its cost; None when a
     line would start with a dot."""
+    if data[:1] == b".":
+        return None
     if len(data) <= _QP_LINE:
-        return None if data[:1] == b"." else data
+        return data
     folded = b"=\r\n".join([data[i : i + _QP_LINE] for i in range(0, len(data), _QP_LINE)])
-    return None if data[:1] == b"." or b"\n." in folded else folded
+    return None if b"\n." in folded else folded
 
 
 def clean_name(name: str | None) -> str:
@@ -336,13 +338,11 @@ class MessageTemplate:
             values.update(self._greet_plain)  # QP-encoded once per variant
         if self._list_message:
             # list_unsubscribe_headers checks the link: printable ASCII, no space, quote or
-            # angle bracket. Unless it holds '=', '&' or "'", it is its own QP and HTML.
+            # angle bracket. Unless it holds '&' or "'", HTML writes it as it is.
             values["list_headers"] = list_unsubscribe_headers(url, recipient.unsubscribe_mailto)
-            plain = "=" not in url and _fold(url.encode("ascii"))
-            values["unsub_text"] = plain or _qp(url)
-            values["unsub_html"] = (
-                plain if plain and "&" not in url and "'" not in url else _qp(html.escape(url))
-            )
+            text = values["unsub_text"] = _qp(url)
+            escaped = "&" in url or "'" in url
+            values["unsub_html"] = _qp(html.escape(url)) if escaped else text
         return values
 
     def _parts(self, pieces: list[bytes], values: dict[str, bytes]) -> list[bytes]:
